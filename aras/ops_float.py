@@ -1,0 +1,113 @@
+"""Float reference implementations of every operator (NCHW, batch first).
+
+Used by :class:`aras.graph.FloatGraph` (float inference, calibration) and by the golden model's
+host path (operators the crossbars cannot run). Convolution is im2col + matmul.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride, pads, dilation, pad_value=0.0):
+    """Patches of ``x`` (B, C, H, W) as (B, OH*OW, C*kh*kw), rows ordered (c, i, j) like OIHW weights."""
+    b, c, h, w = x.shape
+    sh, sw = stride
+    pt, pl, pb, pr = pads
+    dh, dw = dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=pad_value)
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((b, c, kh, kw, oh, ow), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+    return cols.reshape(b, c * kh * kw, oh * ow).transpose(0, 2, 1), oh, ow
+
+
+def conv_out_hw(h: int, w: int, kernel, stride, pads, dilation) -> tuple[int, int]:
+    kh, kw = kernel
+    oh = (h + pads[0] + pads[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w + pads[1] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return oh, ow
+
+
+def conv2d(x, weight, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    b, c, _, _ = x.shape
+    cout, cin_g, kh, kw = weight.shape
+    cols, oh, ow = im2col(x, kh, kw, stride, pads, dilation)
+    out = np.empty((b, oh * ow, cout), dtype=np.float64)
+    cout_g = cout // groups
+    for g in range(groups):
+        xs = cols[:, :, g * cin_g * kh * kw:(g + 1) * cin_g * kh * kw]
+        ws = weight[g * cout_g:(g + 1) * cout_g].reshape(cout_g, -1)
+        out[:, :, g * cout_g:(g + 1) * cout_g] = xs @ ws.T
+    if bias is not None:
+        out += bias
+    return out.transpose(0, 2, 1).reshape(b, cout, oh, ow)
+
+
+def linear(x, weight, bias):
+    y = x @ weight.T
+    return y + bias if bias is not None else y
+
+
+def pool(x, kind: str, kernel, stride, pads, count_include_pad: bool = False):
+    b, c, h, w = x.shape
+    kh, kw = kernel
+    fill = -np.inf if kind == "max" else 0.0
+    cols, oh, ow = im2col(x.reshape(b * c, 1, h, w), kh, kw, stride, pads, (1, 1), pad_value=fill)
+    if kind == "max":
+        y = cols.max(axis=2)
+    else:
+        if count_include_pad:
+            y = cols.sum(axis=2) / (kh * kw)
+        else:
+            ones = np.ones((1, 1, h, w))
+            cnt, _, _ = im2col(ones, kh, kw, stride, pads, (1, 1))
+            y = cols.sum(axis=2) / cnt.sum(axis=2)
+    return y.reshape(b, c, oh, ow)
+
+
+def global_avg_pool(x):
+    return x.mean(axis=(2, 3), keepdims=True)
+
+
+def leaky_relu(x, slope):
+    """``slope`` is a scalar (LeakyReLU) or per-channel vector on axis 1 (PReLU)."""
+    s = np.asarray(slope, dtype=np.float64)
+    if s.ndim == 1 and x.ndim >= 2:
+        s = s.reshape((1, -1) + (1,) * (x.ndim - 2))
+    return np.where(x >= 0, x, x * s)
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def layernorm(x, gamma, beta, eps):
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * gamma + beta
+
+
+def gelu(x):
+    """Exact (erf) GELU, as in BERT."""
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def attention(q, k, v, heads: int):
+    """Multi-head scaled dot-product attention over (B, T, D) tensors, no mask."""
+    b, t, d = q.shape
+    hd = d // heads
+
+    def split(a):
+        return a.reshape(b, t, heads, hd).transpose(0, 2, 1, 3)
+
+    s = split(q) @ split(k).transpose(0, 1, 3, 2) / math.sqrt(hd)
+    ctx = softmax(s, axis=-1) @ split(v)
+    return ctx.transpose(0, 2, 1, 3).reshape(b, t, d)
