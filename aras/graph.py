@@ -20,7 +20,7 @@ leaky_relu       1         --                      alpha
 prelu            1         slope (C,)              --
 flatten          1         --                      -- (C-order, like torch.flatten(x, 1))
 reshape          1         --                      shape (without batch)
-softmax          1         --                      -- (last axis; host)
+softmax          1         --                      axis (of the unbatched shape, default -1; host)
 layernorm        1         gamma, beta             eps (host)
 gelu             1         --                      -- (host)
 attention        3 (q,k,v) --                      heads (host)
@@ -239,7 +239,8 @@ def run_node(n: FNode, ins: list[np.ndarray]) -> np.ndarray:
     if n.op == "reshape":
         return x.reshape((x.shape[0],) + tuple(a["shape"]))
     if n.op == "softmax":
-        return F.softmax(x, axis=-1)
+        ax = int(a.get("axis", -1))
+        return F.softmax(x, axis=ax if ax < 0 else ax + 1)
     if n.op == "layernorm":
         return F.layernorm(x, p["gamma"], p["beta"], float(a.get("eps", 1e-12)))
     if n.op == "gelu":
