@@ -1,0 +1,277 @@
+"""The one frozen, validated configuration of the accelerator (RTL generator, golden model, testbenches).
+
+Every field carries its default's source in ``metadata["source"]``; ``docs/architecture.md`` has the
+same table. Load with :func:`load` (TOML or JSON: a ``base`` preset name plus overrides) or
+:func:`preset`. Widths that follow from fields (ADC exact width, weight columns per crossbar, ...) are
+properties, never stored twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ArasError
+
+
+def _f(default, source: str):
+    return field(default=default, metadata={"source": source})
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = _f("paper", "preset name")
+    # --- crossbar and cell ------------------------------------------------------------------------
+    xbar_rows: int = _f(128, "ISAAC, PUMA (xbar_size), MNSIM, NeuroSim all use 128x128")
+    xbar_cols: int = _f(128, "ISAAC, PUMA, MNSIM, NeuroSim")
+    cell_bits: int = _f(2, "ISAAC; PUMA xbar_bits = 2")
+    weight_bits: int = _f(8, "int8 weights (TFLite int8 spec; Jacob et al., CVPR 2018)")
+    act_bits: int = _f(8, "int8 activations fed bit-serially through 1-bit DACs (ISAAC, PUMA dac_res = 1)")
+    # --- ADC --------------------------------------------------------------------------------------
+    adc_bits: int = _f(9, "our choice: exact width for 128 rows x 1 input bit x 3 (= 384 -> 9 bits)")
+    cols_per_adc: int = _f(8, "NeuroSim numColMuxed = 8")
+    adc_exact: bool = _f(True, "declares the ADC lossless; validated against the exact width")
+    # --- hierarchy --------------------------------------------------------------------------------
+    n_pe: int = _f(4, "our choice: 256 crossbars = 4.2 M cells, ~4 % of ResNet-50 (paper: resource-limited)")
+    apus_per_pe: int = _f(8, "our choice (ISAAC has 8 crossbars per IMA; PE/APU per ARAS summary)")
+    xbars_per_apu: int = _f(8, "ISAAC: 8 crossbars per IMA")
+    write_drivers_per_pe: int = _f(8, "brief: one write driver per APU")
+    write_buffer_bytes: int = _f(16384, "our choice: 4 tiles of 128 rows x 32 codes")
+    # --- Gbuffer ----------------------------------------------------------------------------------
+    gbuf_banks: int = _f(128, "our choice: 128 x 64 KiB = 8 MiB holds VGG-16's largest layer (~6.4 MB)")
+    gbuf_bank_bytes: int = _f(65536, "ISAAC: 64 KB eDRAM per tile")
+    gbuf_word_bytes: int = _f(32, "ISAAC/PUMA eDRAM: 256-bit access")
+    # --- digital units ----------------------------------------------------------------------------
+    vector_lanes: int = _f(32, "our choice: one Gbuffer word (32 B) per cycle")
+    vector_latency: int = _f(2, "our choice: read + write-back pipeline stages")
+    post_latency: int = _f(3, "our choice: shift-add/accumulate, requantize, write-back stages")
+    clock_ghz: float = _f(1.0, "NeuroSim clkFreq, PUMA: 1 GHz")
+    # --- timing (ns; converted with ceil(ns * clock_ghz)) -------------------------------------------
+    t_read_mvm_ns: float = _f(10.0, "NeuroSim read pulse 10 ns (per input bit-plane)")
+    t_read_ns: float = _f(10.0, "NeuroSim read pulse 10 ns (read-before-write of a row, verify)")
+    t_write_setup_ns: float = _f(10.0, "our choice: one pulse width of driver set-up")
+    t_pulse_ns: float = _f(10.0, "MNSIM Write_Latency = 10 ns; NVSim sample_RRAM SetPulse/ResetPulse 10 ns")
+    t_verify_ns: float = _f(10.0, "program-and-verify: one read (NeuroSim 10 ns) per pulse")
+    t_reset_ns: float = _f(10.0, "NVSim ResetPulse 10 ns (blind write resets every cell first)")
+    # --- write tables (indexed [old level][new level]) ----------------------------------------------
+    write_pulses: tuple = _f((), "default: |new - old| pulses (one program-and-verify pulse per level step)")
+    write_energy_pj: tuple = _f((), "default: pulses x 0.6 pJ (NVSim sample_RRAM cell, SET and RESET)")
+    e_set_pj: float = _f(0.6, "NVSim sample_RRAM.cell: 0.6 pJ per SET pulse")
+    e_reset_pj: float = _f(0.6, "NVSim sample_RRAM.cell: 0.6 pJ per RESET pulse (also blind-write reset)")
+    # --- DRAM -------------------------------------------------------------------------------------
+    dram_latency_cycles: int = _f(100, "our choice: ~100 ns DRAM access latency at 1 GHz")
+    dram_bytes_per_cycle: int = _f(16, "one DDR4-2133 x64 channel ~17 GB/s -> 16 B/cycle at 1 GHz")
+    dram_pj_per_bit: float = _f(20.0, "Horowitz ISSCC 2014: 1.3-2.6 nJ per 64-bit DRAM access (20-40 pJ/bit)")
+    # --- energy / area (ISAAC numbers as tabulated in PUMA constants.py and MNSIM ADC.py) -------------
+    e_adc_pj: float = _f(1.6, "ISAAC 8-bit ADC 2 mW at 1.28 GS/s -> 1.6 pJ/conversion (PUMA constants, MNSIM)")
+    e_dac_pj: float = _f(0.0039, "ISAAC 1-bit DAC 3.9 uW at 1 GHz -> 3.9 fJ per activation (PUMA constants)")
+    e_xbar_read_pj: float = _f(3.0, "ISAAC 128x128 array 0.3 mW over its 10 ns bit-plane read -> 3 pJ")
+    e_cell_read_pj: float = _f(0.1, "NVSim sample_RRAM.cell read energy 0.1 pJ (read-before-write, verify)")
+    e_gbuf_access_pj: float = _f(17.0, "ISAAC 64 KB eDRAM: ~17 pJ per 256-bit access (PUMA constants)")
+    p_gbuf_bank_leak_mw: float = _f(0.5, "assumption: ~0.5 mW leakage per 64 KiB SRAM bank (CACTI-class figure)")
+    e_vector_op_pj: float = _f(0.1, "Horowitz ISSCC 2014: 8-bit add 0.03 pJ, 8-bit mult 0.2 pJ (45 nm)")
+    e_digital_op_pj: float = _f(0.1, "Horowitz ISSCC 2014: 32-bit add 0.1 pJ (shift-add, accumulate)")
+    area_adc_mm2: float = _f(0.0012, "ISAAC 8-bit ADC 0.0012 mm2 (PUMA constants)")
+    area_dac_mm2: float = _f(1.67e-7, "ISAAC 1-bit DAC (PUMA constants)")
+    area_xbar_mm2: float = _f(2.5e-5, "ISAAC 128x128 array (PUMA constants)")
+    area_gbuf_bank_mm2: float = _f(0.086, "ISAAC 64 KB eDRAM ~0.086 mm2 (PUMA constants)")
+    # --- run --------------------------------------------------------------------------------------
+    batch: int = _f(1, "brief: batch size default 1")
+
+    def __post_init__(self):
+        levels = self.levels if self.cell_bits > 0 else 0
+        if not self.write_pulses and levels:
+            object.__setattr__(self, "write_pulses", tuple(
+                tuple(abs(n - o) for n in range(levels)) for o in range(levels)))
+        if not self.write_energy_pj and levels:
+            object.__setattr__(self, "write_energy_pj", tuple(
+                tuple(float(abs(n - o) * (self.e_set_pj if n > o else self.e_reset_pj)) for n in range(levels))
+                for o in range(levels)))
+        object.__setattr__(self, "write_pulses", tuple(tuple(int(v) for v in r) for r in self.write_pulses))
+        object.__setattr__(self, "write_energy_pj", tuple(tuple(float(v) for v in r) for r in self.write_energy_pj))
+        self._validate()
+
+    # ------------------------------------------------------------------ derived quantities
+    @property
+    def levels(self) -> int:
+        return 1 << self.cell_bits
+
+    @property
+    def slices(self) -> int:
+        """Cells per weight code (S)."""
+        return self.weight_bits // self.cell_bits
+
+    @property
+    def weight_cols(self) -> int:
+        """Weight columns per crossbar in the offset family (signmag pairs: half of this)."""
+        return self.xbar_cols // self.slices
+
+    @property
+    def adc_exact_bits(self) -> int:
+        return max(1, math.ceil(math.log2(self.xbar_rows * (self.levels - 1) + 1)))
+
+    @property
+    def adc_max(self) -> int:
+        return (1 << self.adc_bits) - 1
+
+    @property
+    def n_xbars(self) -> int:
+        return self.n_pe * self.apus_per_pe * self.xbars_per_apu
+
+    @property
+    def gbuf_bytes(self) -> int:
+        return self.gbuf_banks * self.gbuf_bank_bytes
+
+    def cycles(self, ns: float) -> int:
+        """ns -> cycles: ceil(ns * clock_ghz), at least 1 for a nonzero time."""
+        if ns <= 0:
+            return 0
+        return max(1, math.ceil(ns * self.clock_ghz - 1e-9))
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self):
+        def bad(fname, why):
+            raise ArasError(f"config {self.name!r}: field {fname!r} {why}")
+
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("int", "float") and not isinstance(v, bool) and isinstance(v, (int, float)):
+                if f.name == "p_gbuf_bank_leak_mw" or f.name.startswith(("e_", "area_", "dram_pj")):
+                    if v < 0:
+                        bad(f.name, f"must be >= 0, got {v}")
+                elif v <= 0:
+                    bad(f.name, f"must be > 0, got {v}")
+            elif f.type == "int" and not isinstance(v, int) or f.type == "bool" and not isinstance(v, bool):
+                bad(f.name, f"must be {f.type}, got {v!r}")
+        if self.cell_bits not in (1, 2, 4, 8):
+            bad("cell_bits", f"must divide the 8-bit weight code (1, 2, 4 or 8), got {self.cell_bits}")
+        if self.weight_bits != 8:
+            bad("weight_bits", f"must be 8 (int8 weights), got {self.weight_bits}")
+        if self.act_bits != 8:
+            bad("act_bits", f"must be 8 (int8 activations), got {self.act_bits}")
+        if self.xbar_cols % (2 * self.slices):
+            bad("xbar_cols", f"must be a multiple of 2 x {self.slices} cells per weight (signmag pairs), "
+                             f"got {self.xbar_cols}")
+        if self.xbar_cols % self.cols_per_adc:
+            bad("cols_per_adc", f"must divide xbar_cols={self.xbar_cols}, got {self.cols_per_adc}")
+        if self.adc_exact and self.adc_bits < self.adc_exact_bits:
+            bad("adc_bits", f"is {self.adc_bits} but adc_exact=true needs >= {self.adc_exact_bits} "
+                            f"({self.xbar_rows} rows x {self.levels - 1})")
+        if self.adc_bits > 24:
+            bad("adc_bits", f"must be <= 24, got {self.adc_bits}")
+        if self.write_drivers_per_pe > self.apus_per_pe * self.xbars_per_apu:
+            bad("write_drivers_per_pe", "exceeds the crossbars of a PE")
+        tile_bytes = self.xbar_rows * self.weight_cols
+        if self.write_buffer_bytes < tile_bytes:
+            bad("write_buffer_bytes", f"must hold one tile ({tile_bytes} B), got {self.write_buffer_bytes}")
+        if self.gbuf_bank_bytes % self.gbuf_word_bytes:
+            bad("gbuf_word_bytes", f"must divide gbuf_bank_bytes={self.gbuf_bank_bytes}")
+        for tname in ("write_pulses", "write_energy_pj"):
+            t = getattr(self, tname)
+            if len(t) != self.levels or any(len(r) != self.levels for r in t):
+                bad(tname, f"must be a {self.levels}x{self.levels} table indexed [old level][new level]")
+            if any(t[i][i] != 0 for i in range(self.levels)):
+                bad(tname, "must be zero on the diagonal (an unchanged cell is not programmed)")
+            if any(v < 0 for r in t for v in r):
+                bad(tname, "must be non-negative")
+            if any(t[o][n] == 0 for o in range(self.levels) for n in range(self.levels) if o != n) and \
+                    tname == "write_pulses":
+                bad(tname, "must be >= 1 off the diagonal (a changed cell needs a pulse)")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["write_pulses"] = [list(r) for r in self.write_pulses]
+        d["write_energy_pj"] = [list(r) for r in self.write_energy_pj]
+        return d
+
+    def replace(self, **kw) -> Config:
+        d = {**self.to_dict(), **kw}
+        if any(k in kw for k in _CELL_PARAMS):
+            for t in _TABLES:
+                if t not in kw:
+                    d.pop(t)  # derived tables follow the new cell parameters
+        return from_dict(d, source=f"{self.name} (modified)")
+
+    @staticmethod
+    def sources() -> dict[str, str]:
+        return {f.name: f.metadata.get("source", "") for f in dataclasses.fields(Config)}
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_TABLES = ("write_pulses", "write_energy_pj")
+_CELL_PARAMS = ("cell_bits", "e_set_pj", "e_reset_pj")
+
+
+def from_dict(d: dict, source: str = "config") -> Config:
+    """Build a config from a flat mapping; a ``base`` key names the preset it overrides."""
+    d = dict(d)
+    base = d.pop("base", None)
+    merged = {} if base is None else preset(base).to_dict()
+    if base is not None:
+        # Derived write tables follow the base's cell parameters unless given explicitly.
+        for t in _TABLES:
+            if t not in d and any(k in d for k in _CELL_PARAMS):
+                merged.pop(t, None)
+    for k, v in d.items():
+        if k not in _FIELDS:
+            raise ArasError(f"{source}: unknown config field {k!r}")
+        merged[k] = v
+    kw = {}
+    for k, v in merged.items():
+        typ = _FIELDS[k].type
+        try:
+            if k in _TABLES:
+                kw[k] = tuple(tuple(r) for r in v)
+            elif typ == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                kw[k] = float(v)
+            else:
+                kw[k] = v
+        except TypeError:
+            raise ArasError(f"{source}: field {k!r} has the wrong type ({v!r})") from None
+    try:
+        return Config(**kw)
+    except TypeError as e:
+        raise ArasError(f"{source}: {e}") from None
+
+
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    # Small enough for RTL simulation: 8 crossbars of 16x16 2-bit cells (4 weight columns each), fewer
+    # than LeNet-5 needs (so rewrites happen); short pulses and reads.
+    "tiny": dict(
+        name="tiny", xbar_rows=16, xbar_cols=16, adc_bits=6, cols_per_adc=4, n_pe=2, apus_per_pe=2,
+        xbars_per_apu=2, write_drivers_per_pe=1, write_buffer_bytes=128, gbuf_banks=8, gbuf_bank_bytes=1024,
+        gbuf_word_bytes=4, vector_lanes=4, t_read_mvm_ns=2.0, t_read_ns=1.0, t_write_setup_ns=1.0,
+        t_pulse_ns=1.0, t_verify_ns=1.0, t_reset_ns=1.0, dram_latency_cycles=4, dram_bytes_per_cycle=4,
+    ),
+}
+PRESETS["tiny-adc"] = dict(PRESETS["tiny"], name="tiny-adc", adc_bits=4, adc_exact=False)
+
+
+def preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise ArasError(f"unknown config {name!r}; presets: {', '.join(PRESETS)} (or a .toml/.json file)")
+    return from_dict(dict(PRESETS[name]), source=f"preset {name!r}")
+
+
+def load(name_or_path: str) -> Config:
+    """A preset name, or a TOML/JSON file (flat keys, optional ``base = "<preset>"``)."""
+    if name_or_path in PRESETS:
+        return preset(name_or_path)
+    p = Path(name_or_path)
+    if not p.exists():
+        raise ArasError(f"config {name_or_path!r} is neither a preset ({', '.join(PRESETS)}) nor an existing file")
+    try:
+        text = p.read_text()
+        d = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ArasError(f"{p}: cannot parse config: {e}") from None
+    if not isinstance(d, dict):
+        raise ArasError(f"{p}: a config file must hold a table of fields")
+    d.setdefault("name", p.stem)
+    return from_dict(d, source=str(p))
