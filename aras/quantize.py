@@ -1,0 +1,219 @@
+"""Post-training int8 quantization: FloatGraph + calibration inputs -> layer trace.
+
+Rules (docs/trace-format.md, "Quantization"): activations per tensor, asymmetric, range from the
+calibration min/max widened to include 0; weights per output channel, symmetric, scale max|w|/127
+(an all-zero filter gets scale 1); int32 bias = round(b / (s_in * s_w)); requantization multipliers
+with TFLite's QuantizeMultiplier. Activations directly after a conv/linear (any) or an add (ReLU,
+ReLU6, clamp) are fused into it when nothing else reads the pre-activation tensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from sim_models.quant import quantize_multiplier, quantize_multipliers, round_half_away
+
+from .errors import ArasError
+from .graph import HOST_OPS, FloatGraph, FNode, run_node
+from .models import ModelSource
+from .trace import Layer, TensorQ, Trace
+
+SAME_SCALE_OPS = ("maxpool", "avgpool", "gap", "flatten", "reshape", "relu", "relu6", "clamp")
+
+
+def act_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """Asymmetric int8 (scale, zero point) covering [lo, hi] widened to include 0."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-12:
+        return 1.0 / 255.0, -128  # constant-zero tensor: any scale represents it exactly
+    scale = (hi - lo) / 255.0
+    zp = int(np.clip(round_half_away(-128 - lo / scale), -128, 127))
+    return scale, zp
+
+
+def calibrate(g: FloatGraph, calib: np.ndarray, progress: bool = False) -> dict[str, tuple[float, float]]:
+    """Min/max of every tensor over the calibration batch, freeing tensors after their last use."""
+    x = np.asarray(calib, dtype=np.float64)
+    if x.ndim != len(g.input_shape) + 1 or tuple(x.shape[1:]) != g.input_shape:
+        raise ArasError(f"calibration inputs: shape {x.shape} does not match the model input (N, {g.input_shape})")
+    if len(x) == 0 or not np.isfinite(x).all():
+        raise ArasError("calibration inputs: need at least one sample, all finite")
+    env = {g.input_name: x}
+    ranges = {g.input_name: (float(x.min()), float(x.max()))}
+    last = {t: i for i, n in enumerate(g.nodes) for t in n.inputs}
+    for i, n in enumerate(tqdm(g.nodes, desc=f"calibrate {g.name}", disable=not progress, leave=False)):
+        y = run_node(n, [env[t] for t in n.inputs])
+        if not np.isfinite(y).all():
+            raise ArasError(f"graph {g.name}, node {n.name!r}: float inference gives non-finite values")
+        env[n.output] = y
+        ranges[n.output] = (float(y.min()), float(y.max()))
+        for t in n.inputs:
+            if last[t] == i and t not in g.outputs:
+                del env[t]
+    return ranges
+
+
+def _fusable(g: FloatGraph, n: FNode) -> FNode | None:
+    """The activation node to fuse into ``n`` (conv/linear/add), if any."""
+    if n.op not in ("conv2d", "linear", "add") or n.output in g.outputs:
+        return None
+    users = g.consumers(n.output)
+    if len(users) != 1:
+        return None
+    a = users[0]
+    ok = ("relu", "relu6", "clamp") + (("leaky_relu", "prelu") if n.op != "add" else ())
+    return a if a.op in ok else None
+
+
+def quantize(src: ModelSource, name: str | None = None, progress: bool = False) -> Trace:
+    """Quantize ``src.graph`` with ``src.calib``; store ``src.samples``/``src.labels`` in the trace."""
+    g = src.graph
+    ranges = calibrate(g, src.calib, progress)
+    fused: dict[str, FNode] = {}
+    skip = set()
+    for n in g.nodes:
+        a = _fusable(g, n)
+        if a is not None:
+            fused[n.name] = a
+            skip.add(a.name)
+
+    tensors: dict[str, TensorQ] = {}
+
+    def qp(t: str) -> tuple[float, int]:
+        if t in g.fixed_qparams:
+            s, z = g.fixed_qparams[t]
+            return float(s), int(z)
+        return act_qparams(*ranges[t])
+
+    tensors[g.input_name] = TensorQ(g.input_shape, *qp(g.input_name))
+    layers: list[Layer] = []
+    for n in g.nodes:
+        if n.name in skip:
+            continue
+        act = fused.get(n.name)
+        out = act.output if act else n.output
+        tin = [tensors[t] for t in n.inputs]
+        if n.op in SAME_SCALE_OPS:
+            tensors[out] = TensorQ(g.shapes[out], tin[0].scale, tin[0].zero_point)
+        else:
+            tensors[out] = TensorQ(g.shapes[out], *qp(out))
+        to = tensors[out]
+        where = f"graph {g.name}, node {n.name!r}"
+        try:
+            layers.append(_layer(g, n, act, tin, to, out))
+        except (ValueError, OverflowError) as e:
+            raise ArasError(f"{where}: cannot quantize: {e}") from None
+    samples = None if src.samples is None else _quantize_samples(src.samples, tensors[g.input_name], g)
+    tr = Trace(name or g.name, g.weights, g.input_name, tensors, layers, list(g.outputs), src.notes, samples,
+               None if src.labels is None else np.asarray(src.labels, dtype=np.int64))
+    tr.validate(f"quantized {g.name}")
+    return tr
+
+
+def _quantize_samples(x, tq: TensorQ, g: FloatGraph):
+    from sim_models.quant import quantize as q
+
+    x = np.asarray(x, dtype=np.float64)
+    if tuple(x.shape[1:]) != g.input_shape:
+        raise ArasError(f"samples of {g.name}: shape {x.shape} does not match the input {g.input_shape}")
+    return q(x, tq.scale, tq.zero_point)
+
+
+def _clamp_range(act: FNode | None, to: TensorQ) -> tuple[int, int]:
+    lo, hi = -128, 127
+    if act is None:
+        return lo, hi
+
+    def q(v):
+        return int(np.clip(round_half_away(v / to.scale) + to.zero_point, -128, 127))
+
+    if act.op == "relu":
+        return max(lo, to.zero_point), hi
+    if act.op == "relu6":
+        return max(lo, to.zero_point), q(6.0)
+    if act.op == "clamp":
+        return q(act.attrs["min"]), q(act.attrs["max"])
+    return lo, hi
+
+
+def _weight_layer(g, n: FNode, act, tin, to) -> tuple[dict, dict]:
+    w = np.asarray(n.params["weight"], dtype=np.float64)
+    cout = w.shape[0]
+    wf = w.reshape(cout, -1)
+    if n.name in g.fixed_weight_scales:
+        sw = np.asarray(g.fixed_weight_scales[n.name], dtype=np.float64).reshape(-1)
+        if sw.shape != (cout,) or not (sw > 0).all():
+            raise ValueError(f"fixed weight scales must be {cout} positive values")
+    else:
+        amax = np.abs(wf).max(axis=1)
+        sw = np.where(amax > 0, amax / 127.0, 1.0)  # all-zero filter: any scale is exact
+    wq = np.clip(round_half_away(wf / sw[:, None]), -127, 127).astype(np.int8).reshape(w.shape)
+    b = n.params.get("bias")
+    sin = tin[0].scale
+    bq = np.zeros(cout, np.int64) if b is None else round_half_away(np.asarray(b, np.float64) / (sin * sw))
+    if np.abs(bq).max(initial=0) > (1 << 31) - 1:
+        raise OverflowError("a bias does not fit int32 at scale s_in * s_w")
+    m, sh = quantize_multipliers(sin * sw / to.scale)
+    arrays = {"weight": wq, "bias": bq.astype(np.int32), "mult": m, "shift": sh,
+              "weight_scale": sw.astype(np.float32)}
+    lo, hi = _clamp_range(act, to)
+    attrs = {"act": "none" if act is None else {"relu": "relu", "relu6": "relu6", "clamp": "clamp",
+                                                 "leaky_relu": "leaky", "prelu": "prelu"}[act.op],
+             "act_min": lo, "act_max": hi}
+    if act is not None and act.op in ("leaky_relu", "prelu"):
+        alpha = np.full(cout, float(act.attrs["alpha"])) if act.op == "leaky_relu" else \
+            np.asarray(act.params["slope"], np.float64).reshape(-1)
+        if alpha.shape != (cout,):
+            raise ValueError(f"prelu slope has {alpha.size} values for {cout} channels")
+        arrays["mult_neg"], arrays["shift_neg"] = quantize_multipliers(alpha * sin * sw / to.scale)
+    if n.op == "conv2d":
+        attrs.update(stride=list(n.attrs.get("stride", (1, 1))), pads=list(n.attrs.get("pads", (0, 0, 0, 0))),
+                     dilation=list(n.attrs.get("dilation", (1, 1))), groups=int(n.attrs.get("groups", 1)))
+    return attrs, arrays
+
+
+def _layer(g, n: FNode, act, tin, to, out) -> Layer:
+    attrs, arrays = {}, {}
+    if n.op in ("conv2d", "linear"):
+        attrs, arrays = _weight_layer(g, n, act, tin, to)
+    elif n.op in ("maxpool", "avgpool"):
+        if n.op == "avgpool" and n.attrs.get("count_include_pad") and any(n.attrs.get("pads", ())):
+            attrs["count_include_pad"] = True
+        attrs.update(kernel=list(n.attrs["kernel"]), stride=list(n.attrs.get("stride", n.attrs["kernel"])),
+                     pads=list(n.attrs.get("pads", (0, 0, 0, 0))), act_min=-128, act_max=127)
+    elif n.op == "gap":
+        attrs.update(act_min=-128, act_max=127)
+    elif n.op == "add":
+        # TFLite int8 Add (PrepareGeneralSubOp): inputs rescaled to 2*max(s1, s2) with 20 bits headroom.
+        s1, s2 = tin[0].scale, tin[1].scale
+        twice = 2 * max(s1, s2)
+        m1, e1 = quantize_multiplier(s1 / twice)
+        m2, e2 = quantize_multiplier(s2 / twice)
+        mo, eo = quantize_multiplier(twice / ((1 << 20) * to.scale))
+        lo, hi = _clamp_range(act, to)
+        attrs.update(left_shift=20, m1=m1, s1=e1, m2=m2, s2=e2, mo=mo, so=eo, act_min=lo, act_max=hi,
+                     act="none" if act is None else act.op)
+    elif n.op in ("relu", "relu6", "clamp"):
+        op = "clamp"
+        lo, hi = _clamp_range(n, to)
+        return Layer(n.name, op, list(n.inputs), out, {"act_min": lo, "act_max": hi}, {})
+    elif n.op in ("leaky_relu", "prelu"):
+        # TFLite LeakyRelu: identity multiplier for x >= z_in, alpha multiplier below.
+        c = g.shapes[n.inputs[0]]
+        nch = c[0] if len(c) == 3 else c[-1]
+        alpha = np.full(nch, float(n.attrs["alpha"])) if n.op == "leaky_relu" else \
+            np.asarray(n.params["slope"], np.float64).reshape(-1)
+        mi, si = quantize_multipliers(np.full(nch, tin[0].scale / to.scale))
+        ma, sa = quantize_multipliers(alpha * tin[0].scale / to.scale)
+        return Layer(n.name, "leaky", list(n.inputs), out, {},
+                     {"mult_id": mi, "shift_id": si, "mult_alpha": ma, "shift_alpha": sa})
+    elif n.op == "flatten":
+        attrs["shape"] = [int(np.prod(tin[0].shape))]
+        return Layer(n.name, "reshape", list(n.inputs), out, attrs, {})
+    elif n.op == "reshape":
+        attrs["shape"] = [int(d) for d in n.attrs["shape"]]
+    elif n.op in HOST_OPS:
+        attrs = {k: v for k, v in n.attrs.items()}
+        arrays = {k: np.asarray(v, dtype=np.float32) for k, v in n.params.items()}
+    return Layer(n.name, n.op, list(n.inputs), out, attrs, arrays)
