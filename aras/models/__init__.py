@@ -19,7 +19,6 @@ from ..errors import ArasError
 
 if TYPE_CHECKING:
     from ..graph import FloatGraph
-    from ..trace import Trace
 
 
 @dataclass
@@ -44,7 +43,7 @@ class ModelSpec:
     weights: str  # "real" | "synthetic"
     description: str
     module: str  # submodule of aras.models
-    func: str  # its function: () -> ModelSource, or () -> Trace when ``is_trace``
+    func: str  # its function: () -> ModelSource, or () -> aras.trace.Trace when ``is_trace``
     is_trace: bool = False
 
     def build(self):
@@ -60,7 +59,8 @@ REGISTRY: dict[str, ModelSpec] = {
                   "mtcnn", "pnet"),
         ModelSpec("mtcnn-rnet", "real", "MTCNN R-Net, facenet-pytorch 2.6.0 weights, 24x24 input", "mtcnn", "rnet"),
         ModelSpec("mtcnn-onet", "real", "MTCNN O-Net, facenet-pytorch 2.6.0 weights, 48x48 input", "mtcnn", "onet"),
-        ModelSpec("minilm-l6", "real", "all-MiniLM-L6-v2 encoder (6 layers), 128 tokens; attention/LayerNorm/GELU on host",
+        ModelSpec("minilm-l6", "real",
+                  "all-MiniLM-L6-v2 encoder (6 layers), 128 tokens; attention/LayerNorm/GELU on host",
                   "minilm", "minilm_l6"),
         ModelSpec("resnet18", "synthetic", "ResNet-18 shapes, 224x224, synthetic Gaussian weights", "zoo", "resnet18"),
         ModelSpec("resnet50", "synthetic", "ResNet-50 shapes, 224x224, synthetic Gaussian weights", "zoo", "resnet50"),
