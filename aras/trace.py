@@ -311,3 +311,32 @@ def _check_layer(tr: Trace, ly: Layer, bad):
         bad(f"bad attributes: {e}")
     if tuple(got) != tuple(out):
         bad(f"output shape {out} does not match the computed {tuple(got)}")
+
+
+def live_bytes(trace: Trace) -> list[tuple[str, int]]:
+    """Per layer: bytes of int8 activations live while it runs (its inputs, its output and every
+    tensor produced earlier and read later), for one sample."""
+    size = {k: int(np.prod(t.shape)) for k, t in trace.tensors.items()}
+    last = {trace.input: -1}
+    for i, ly in enumerate(trace.layers):
+        for t in ly.inputs:
+            last[t] = i
+    for o in trace.outputs:
+        last[o] = len(trace.layers)
+    born = {trace.input: -1}
+    born.update({ly.output: i for i, ly in enumerate(trace.layers)})
+    out = []
+    for i, ly in enumerate(trace.layers):
+        live = [t for t in born if born[t] <= i and last.get(t, born[t]) >= i]
+        out.append((ly.name, sum(size[t] for t in live)))
+    return out
+
+
+def check_fits(trace: Trace, cfg) -> None:
+    """Reject a config whose Gbuffer cannot hold some layer's live activations (x batch)."""
+    for name, b in live_bytes(trace):
+        need = b * cfg.batch
+        if need > cfg.gbuf_bytes:
+            raise ArasError(
+                f"config {cfg.name!r}: Gbuffer too small for layer {name!r} of {trace.name}: needs {need} B of live "
+                f"activations (batch {cfg.batch}), has {cfg.gbuf_bytes} B (fields 'gbuf_banks' x 'gbuf_bank_bytes')")

@@ -77,3 +77,40 @@ def get_spec(name: str) -> ModelSpec:
     if name not in REGISTRY:
         raise ArasError(f"unknown model {name!r}; `aras models` lists: {', '.join(REGISTRY)}")
     return REGISTRY[name]
+
+
+def _cache_key(spec: ModelSpec) -> str:
+    """Cached traces are rebuilt whenever the code that makes them changes."""
+    import hashlib
+    from pathlib import Path
+
+    from .. import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(__version__.encode())
+    for f in ("quantize.py", "graph.py", "ops_float.py", "trace.py", f"models/{spec.module}.py"):
+        h.update((root / f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def load_model(name: str, progress: bool = False):
+    """The registry model ``name`` as a quantized :class:`aras.trace.Trace` (cached after the first build)."""
+    from ..fetch import cache_dir
+    from ..quantize import quantize
+    from ..trace import Trace
+
+    spec = get_spec(name)
+    if spec.is_trace:
+        return spec.build()
+    path = cache_dir() / "traces" / f"{name}-{_cache_key(spec)}"
+    if (path / "trace.json").exists():
+        try:
+            return Trace.load(path)
+        except ArasError:
+            pass  # a damaged cache entry is rebuilt
+    src = spec.build()
+    if src.graph.weights != spec.weights:
+        raise ArasError(f"model {name}: builder says weights={src.graph.weights!r}, registry says {spec.weights!r}")
+    tr = quantize(src, name, progress=progress)
+    tr.save(path)
+    return tr

@@ -1,0 +1,202 @@
+"""The ``aras`` command line: models, config, import-onnx, simulate.
+
+Every error from bad input is one line ``aras: <what, where>`` on stderr and a non-zero exit;
+commands write their outputs only after everything succeeded (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArasError
+
+
+def _atomic_write(path: Path, write):
+    """Write via ``write(tmp_path)`` then rename, so a failure leaves nothing partial."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.exists():
+        raise ArasError(f"{what} file {path} does not exist")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ArasError(f"{what} file {path}: not a readable .npy array ({e})") from None
+
+
+def load_trace_or_model(ref: str, progress: bool = False):
+    from .models import REGISTRY, load_model
+    from .trace import Trace
+
+    p = Path(ref)
+    if p.is_dir():
+        return Trace.load(p)
+    if ref in REGISTRY:
+        return load_model(ref, progress=progress)
+    if p.suffix == ".onnx":
+        raise ArasError(f"{ref}: ONNX models are imported first: aras import-onnx {ref} -o TRACE_DIR --calib X.npy")
+    raise ArasError(f"{ref!r} is neither a trace directory nor a model name (see `aras models`)")
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def cmd_models(args) -> int:
+    from .models import REGISTRY
+
+    print(f"{'name':<12} {'weights':<10} description")
+    for s in REGISTRY.values():
+        print(f"{s.name:<12} {s.weights:<10} {s.description}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    from .config import Config, load
+
+    cfg = load(args.config)
+    src = Config.sources()
+    paper = Config().to_dict()
+    print(f"# config {cfg.name}: {cfg.n_xbars} crossbars of {cfg.xbar_rows}x{cfg.xbar_cols} {cfg.cell_bits}-bit cells, "
+          f"ADC exact width {cfg.adc_exact_bits} bits")
+    for k, v in cfg.to_dict().items():
+        val = json.dumps(v)
+        why = src[k] if v == paper[k] or k == "name" else f"{cfg.name}: set for this config (paper: {src[k]})"
+        print(f"{k} = {val:<28} # {why}" if len(val) <= 28 else f"{k} = {val}\n    # {why}")
+    return 0
+
+
+def cmd_import_onnx(args) -> int:
+    from .importers.onnx_import import has_quant_params, load_onnx
+    from .models import ModelSource
+    from .quantize import quantize
+
+    g = load_onnx(args.model)
+    if args.calib is None:
+        if not has_quant_params(g):
+            raise ArasError(f"{args.model}: float graph without quantization parameters: give calibration "
+                            f"inputs with --calib INPUTS.npy (float, N x {' x '.join(map(str, g.input_shape))})")
+        calib = np.zeros((1,) + g.input_shape)
+    else:
+        calib = _load_npy(args.calib, "calibration")
+    samples = _load_npy(args.samples, "samples") if args.samples else calib[: min(len(calib), 16)]
+    labels = _load_npy(args.labels, "labels") if args.labels else None
+    if labels is not None and (labels.ndim != 1 or len(labels) != len(samples)):
+        raise ArasError(f"labels file {args.labels}: need one integer label per sample ({len(samples)})")
+    if args.weights:
+        g.weights = args.weights
+    tr = quantize(ModelSource(g, calib, samples, labels, notes=f"imported from {Path(args.model).name}"),
+                  args.name or Path(args.model).stem, progress=True)
+    tr.save(args.out)
+    print(f"wrote {args.out}: {len(tr.layers)} layers ({len(tr.weight_layers())} on crossbars), "
+          f"{len(tr.samples)} samples, weights {tr.weights}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from sim_models import functional
+    from sim_models.quant import dequantize
+
+    from . import config as C
+    from .trace import check_fits
+
+    cfg = C.load(args.config)
+    if args.batch:
+        cfg = cfg.replace(batch=args.batch)
+    tr = load_trace_or_model(args.model, progress=True)
+    check_fits(tr, cfg)
+    labels = None
+    if args.inputs:
+        xq = tr.quantize_input(_load_npy(args.inputs, "inputs"), source=args.inputs)
+    else:
+        if tr.samples is None:
+            raise ArasError(f"{tr.name}: the trace holds no input samples; give --inputs X.npy")
+        xq, labels = tr.samples, tr.labels
+    if args.limit:
+        xq = xq[: args.limit]
+        labels = None if labels is None else labels[: args.limit]
+    out = functional.run(tr, cfg, xq, progress=True)
+    arrays, report = {}, {"mode": "functional", "model": tr.name, "config": cfg.name, "weights": tr.weights,
+                          "notes": tr.notes, "samples": int(len(xq)), "outputs": {}}
+    for i, name in enumerate(tr.outputs):
+        sfx = "" if i == 0 else f"_{i}"
+        t = tr.tensors[name]
+        q = out[name]
+        arrays.update({f"output{sfx}": dequantize(q, t.scale, t.zero_point).astype(np.float32), f"output_q{sfx}": q,
+                       f"output_scale{sfx}": np.float32(t.scale), f"output_zero_point{sfx}": np.int32(t.zero_point)})
+        report["outputs"][name] = {"shape": list(q.shape), "scale": t.scale, "zero_point": t.zero_point,
+                                   "sum_q": int(q.astype(np.int64).sum())}
+    print(f"{tr.name}: {len(xq)} samples through the functional model on config {cfg.name} "
+          f"(weights: {tr.weights}{'; ' + tr.notes if tr.notes else ''})")
+    if labels is not None:
+        pred = out[tr.outputs[0]].reshape(len(xq), -1).argmax(axis=1)
+        acc = float((pred == labels).mean())
+        report["accuracy"] = acc
+        print(f"accuracy: {100 * acc:.2f} % ({int((pred == labels).sum())}/{len(labels)})")
+    if args.outputs:
+        _atomic_write(Path(args.outputs), lambda p: np.savez(open(p, "wb"), **arrays))
+        print(f"wrote {args.outputs}")
+    if args.json:
+        _atomic_write(Path(args.json), lambda p: p.write_text(json.dumps(report, indent=1) + "\n"))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="aras", description="ARAS ReRAM accelerator: golden model and tools")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("models", help="list the built-in models").set_defaults(fn=cmd_models)
+    c = sub.add_parser("config", help="print a config with the source of every default")
+    c.add_argument("config", help="preset name (paper, tiny, tiny-adc) or a .toml/.json file")
+    c.set_defaults(fn=cmd_config)
+    im = sub.add_parser("import-onnx", help="import and quantize a float ONNX model into a layer trace")
+    im.add_argument("model", help="MODEL.onnx")
+    im.add_argument("-o", "--out", required=True, help="trace directory to write")
+    im.add_argument("--calib", help="float calibration inputs (.npy, N x input shape)")
+    im.add_argument("--samples", help="float inputs stored in the trace (.npy; default: first calib inputs)")
+    im.add_argument("--labels", help="integer labels of the samples (.npy)")
+    im.add_argument("--name", help="trace name (default: file stem)")
+    im.add_argument("--weights", choices=("real", "synthetic"), help="label the weights (default real)")
+    im.set_defaults(fn=cmd_import_onnx)
+    s = sub.add_parser("simulate", help="run a model or trace through the golden model")
+    s.add_argument("model", help="model name (aras models) or trace directory")
+    s.add_argument("--config", default="paper", help="preset name or .toml/.json file (default paper)")
+    s.add_argument("--inputs", help="float inputs (.npy, batch first, model layout e.g. NCHW)")
+    s.add_argument("--outputs", help="write outputs to this .npz")
+    s.add_argument("--json", help="write a JSON report")
+    s.add_argument("--limit", type=int, help="use only the first N inputs")
+    s.add_argument("--batch", type=int, help="override the config's batch size")
+    s.set_defaults(fn=cmd_simulate)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except ArasError as e:
+        print(f"aras: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("aras: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
