@@ -1,0 +1,212 @@
+"""Small float and int8-QDQ ONNX models built with ``onnx.helper``, for the importer tests.
+
+Weights are seeded random numbers; every builder returns an ``onnx.ModelProto`` that passes the
+ONNX checker and runs in ``onnx.reference.ReferenceEvaluator``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+FLOAT = TensorProto.FLOAT
+
+
+class Builder:
+    """Collects nodes and weights; ``constants=True`` stores weights as Constant nodes."""
+
+    def __init__(self, constants: bool = False, seed: int = 0):
+        self.constants = constants
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def const(self, name: str, arr) -> str:
+        arr = np.asarray(arr)
+        t = numpy_helper.from_array(arr, name)
+        if self.constants:
+            self.nodes.append(helper.make_node("Constant", [], [name], name=f"const_{name}", value=t))
+        else:
+            self.inits.append(t)
+        return name
+
+    def w(self, name: str, *shape, scale: float = 0.3) -> str:
+        return self.const(name, (self.rng.standard_normal(shape) * scale).astype(np.float32))
+
+    def node(self, op: str, inputs: list[str], output: str | list[str], name: str | None = None, **attrs) -> str:
+        outs = [output] if isinstance(output, str) else output
+        self.nodes.append(helper.make_node(op, inputs, outs, name=output if name is None else name, **attrs))
+        return outs[0]
+
+    def bn(self, x: str, c: int, name: str, zero_var: bool = False) -> str:
+        """BatchNormalization with random stats; ``zero_var``: channel 0 has var 0, channel 1 gamma 0."""
+        gamma = self.rng.uniform(0.5, 1.5, c).astype(np.float32)
+        beta = (self.rng.standard_normal(c) * 0.1).astype(np.float32)
+        mean = (self.rng.standard_normal(c) * 0.1).astype(np.float32)
+        var = self.rng.uniform(0.5, 2.0, c).astype(np.float32)
+        if zero_var:
+            var[0] = 0.0
+            gamma[1] = 0.0
+        ins = [self.const(f"{name}_{k}", v) for k, v in (("g", gamma), ("b", beta), ("m", mean), ("v", var))]
+        return self.node("BatchNormalization", [x] + ins, name, epsilon=1e-3)
+
+    def model(self, inp: str, in_shape, outputs: dict[str, list], opset: int = 17, name: str = "test") \
+            -> onnx.ModelProto:
+        """``outputs``: name -> shape (the checker wants output shapes; batch may be symbolic)."""
+        g = helper.make_graph(self.nodes, name, [helper.make_tensor_value_info(inp, FLOAT, in_shape)],
+                              [helper.make_tensor_value_info(o, FLOAT, s) for o, s in outputs.items()], self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        onnx.checker.check_model(m)
+        return m
+
+
+def cnn(constants: bool = False, seed: int = 0) -> onnx.ModelProto:
+    """Conv+BN (with and without conv bias), depthwise conv with SAME_UPPER, ReLU6 via Clip with
+    Constant bounds, a residual Add, a dilated conv with one all-zero filter, ceil-mode max pool,
+    GAP, Flatten, a Gemm head (transB, alpha, beta) and a Softmax: two outputs (logits, probs)."""
+    b = Builder(constants, seed)
+    x = b.node("Conv", ["input", b.w("w1", 8, 3, 3, 3), b.w("b1", 8)], "conv1", pads=[1, 1, 1, 1])
+    x = b.node("Relu", [b.bn(x, 8, "bn1")], "relu1", name="")  # unnamed node
+    x = b.node("Conv", [x, b.w("w2", 8, 1, 3, 3)], "conv2", group=8, strides=[2, 2], auto_pad="SAME_UPPER")
+    x = b.bn(x, 8, "bn2", zero_var=True)
+    lo = b.node("Constant", [], "clip_lo", value=numpy_helper.from_array(np.array(0.0, np.float32)))
+    hi = b.node("Constant", [], "clip_hi", value=numpy_helper.from_array(np.array(6.0, np.float32)))
+    c2 = b.node("Clip", [x, lo, hi], "relu6_2", name="clip/2:relu6")  # name needs sanitizing
+    x = b.node("Conv", [c2, b.w("w3", 8, 8, 1, 1)], "conv3")
+    x = b.bn(x, 8, "bn3")
+    x = b.node("Add", [c2, x], "res")
+    x = b.node("Relu", [x], "relu3")
+    w4 = (b.rng.standard_normal((16, 8, 3, 3)) * 0.2).astype(np.float32)
+    w4[5] = 0.0  # an all-zero filter
+    x = b.node("Conv", [x, b.const("w4", w4), b.w("b4", 16)], "conv4", pads=[2, 2, 2, 2], dilations=[2, 2])
+    x = b.node("Relu", [x], "relu4")
+    x = b.node("MaxPool", [x], "pool4", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)
+    x = b.node("GlobalAveragePool", [x], "gap")
+    x = b.node("Flatten", [x], "flat", axis=1)
+    logits = b.node("Gemm", [x, b.w("fc_w", 10, 16), b.w("fc_b", 10)], "logits", transB=1, alpha=0.5, beta=2.0)
+    b.node("Softmax", [logits], "probs", axis=1)
+    return b.model("input", ["N", 3, 16, 16], {"logits": ["N", 10], "probs": ["N", 10]})
+
+
+def extras(constants: bool = False, seed: int = 1) -> onnx.ModelProto:
+    """The remaining operators: VALID / SAME_LOWER grouped conv, PRelu, LeakyRelu, average pools,
+    Clip -> clamp, Identity, Dropout, the Shape-Gather-Unsqueeze-Concat-Reshape flatten, MatMul +
+    bias Add, Reshape with 0, MatMul on positions, GlobalMaxPool, ReduceMean: three outputs."""
+    b = Builder(constants, seed)
+    x = b.node("Conv", ["x", b.w("w1", 6, 4, 3, 3), b.w("b1", 6)], "conv1", auto_pad="VALID")  # (6, 7, 7)
+    p = b.node("PRelu", [x, b.const("slope", np.linspace(-0.5, 0.5, 6, dtype=np.float32).reshape(6, 1, 1))],
+               "prelu1")
+    x = b.node("LeakyRelu", [p], "lrelu", alpha=0.2)
+    x = b.node("Conv", [x, b.w("w2", 6, 3, 2, 2)], "conv2", group=2, auto_pad="SAME_LOWER")  # (6, 7, 7)
+    x = b.node("AveragePool", [x], "ap1", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+               count_include_pad=1)  # (6, 4, 4)
+    x = b.node("AveragePool", [x], "ap2", kernel_shape=[2, 2], pads=[0, 0, 1, 1])  # (6, 4, 4)
+    x = b.node("Clip", [x, b.const("lo", np.array(-0.25, np.float32)), b.const("hi", np.array(0.5, np.float32))],
+               "clamp")
+    x = b.node("Identity", [x], "ident")
+    x = b.node("Dropout", [x], "drop")
+    sh = b.node("Shape", [x], "shape")
+    b0 = b.node("Gather", [sh, b.const("zero", np.array(0, np.int64))], "batch", axis=0)
+    b0 = b.node("Unsqueeze", [b0, b.const("ax0", np.array([0], np.int64))], "batch1")
+    tgt = b.node("Concat", [b0, b.const("m1", np.array([-1], np.int64))], "target", axis=0)
+    x = b.node("Reshape", [x, tgt], "flat")  # (96,)
+    x = b.node("MatMul", [x, b.w("mm1_w", 96, 12, scale=0.1)], "mm1")
+    x = b.node("Add", [b.w("mm1_b", 12), x], "mm1_add")  # constant first: still a bias
+    x = b.node("Reshape", [x, b.const("shp", np.array([0, 3, -1], np.int64))], "seq")  # (3, 4)
+    x = b.node("MatMul", [x, b.w("mm2_w", 4, 5)], "mm2")
+    x = b.node("Add", [x, b.w("mm2_b", 1, 5)], "mm2_add")
+    b.node("Softmax", [x], "out_seq", axis=-1)
+    gm = b.node("GlobalMaxPool", [p], "gmp")
+    b.node("Flatten", [gm], "out_gmp")
+    b.node("ReduceMean", [p, b.const("rm_axes", np.array([-1, 2], np.int64))], "out_mean", keepdims=0)
+    return b.model("x", ["batch", 4, 9, 9], {"out_seq": ["batch", 3, 5], "out_gmp": ["batch", 6],
+                                                "out_mean": ["batch", 6]}, opset=18)
+
+
+def legacy(seed: int = 2) -> onnx.ModelProto:
+    """Opset 10: Gemm with a scalar and a (1, N) bias, Clip bounds as attributes, legacy Softmax.
+
+    (No BN here: the reference evaluator runs opset 9-13 BatchNormalization in training mode.)"""
+    b = Builder(False, seed)
+    x = b.node("Gemm", ["x", b.w("w1", 5, 7), b.const("c1", np.array(0.1, np.float32))], "fc1")  # B is (K, N)
+    x = b.node("Clip", [x], "clip1", min=0.0, max=6.0)
+    x = b.node("Dropout", [x], "drop", ratio=0.3)
+    x = b.node("Gemm", [x, b.w("w2", 7, 3), b.w("b2", 1, 3)], "fc2")
+    b.node("Softmax", [x], "probs")
+    return b.model("x", [1, 5], {"probs": [1, 3]}, opset=10)
+
+
+def mlp_bn(seed: int = 4) -> onnx.ModelProto:
+    """BatchNormalization folded into a bias-less Gemm and into a MatMul + bias Add."""
+    b = Builder(False, seed)
+    x = b.node("Gemm", ["x", b.w("w1", 5, 6)], "fc1")
+    x = b.node("Relu", [b.bn(x, 6, "bn1")], "relu1")
+    x = b.node("MatMul", [x, b.w("w2", 6, 4)], "mm2")
+    x = b.node("Add", [x, b.w("b2", 4)], "mm2_add")
+    b.bn(x, 4, "out", zero_var=True)
+    return b.model("x", ["N", 5], {"out": ["N", 4]}, opset=17)
+
+
+def single(op: str, in_shape, params: dict, attrs: dict | None = None, name: str = "the_node",
+           opset: int = 17, out_shape=None) -> onnx.ModelProto:
+    """One ``op`` node on input ``x`` with constant inputs ``params`` (name -> array), output ``y``
+    (of shape ``out_shape``, default ``in_shape``)."""
+    b = Builder(False, 0)
+    b.node(op, ["x"] + [b.const(k, v) for k, v in params.items()], "y", name=name, **(attrs or {}))
+    return b.model("x", in_shape, {"y": in_shape if out_shape is None else out_shape}, opset=opset)
+
+
+# ------------------------------------------------------------------------------------------ QDQ
+QDQ_SCALES = {"x": 0.05, "relu": 0.04, "gap": 0.02, "fc": 0.1}
+
+
+def qdq_weights(seed: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "conv_q": rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8),
+        "conv_s": rng.uniform(0.002, 0.01, 4).astype(np.float32),
+        "conv_bq": rng.integers(-500, 500, 4).astype(np.int32),
+        "fc_q": rng.integers(-127, 128, (5, 4)).astype(np.int8),
+        "fc_s": rng.uniform(0.005, 0.02, 5).astype(np.float32),
+    }
+
+
+def qdq_cnn(dequantized: bool = False, qtype=np.int8, seed: int = 3) -> onnx.ModelProto:
+    """An int8 QDQ CNN (ONNX Runtime layout): Q/DQ on the input, after Relu, after GAP and on the
+    output; per-channel int8 weights and an int32 bias behind DequantizeLinear; MaxPool and Flatten
+    without their own Q/DQ. ``dequantized=True``: the same network in float (weights dequantized
+    here with numpy, activation Q/DQ left out), the oracle for the float import."""
+    wts = qdq_weights(seed)
+    b = Builder(False, seed)
+    zp_dt = np.dtype(qtype)
+    zps = {"x": 3, "relu": -128, "gap": -128, "fc": 0} if zp_dt == np.int8 else {k: 128 for k in QDQ_SCALES}
+
+    def qdq(t: str, key: str) -> str:
+        if dequantized:
+            return t
+        s = b.const(f"{key}_scale", np.array(QDQ_SCALES[key], np.float32))
+        z = b.const(f"{key}_zp", np.array(zps[key], zp_dt))
+        q = b.node("QuantizeLinear", [t, s, z], f"{t}_q")
+        return b.node("DequantizeLinear", [q, s, z], f"{t}_dq")
+
+    conv_bias_scale = QDQ_SCALES["x"] * wts["conv_s"]
+    if dequantized:
+        cw = b.const("conv_w", wts["conv_q"].astype(np.float32) * wts["conv_s"].reshape(4, 1, 1, 1))
+        cb = b.const("conv_b", (wts["conv_bq"] * conv_bias_scale).astype(np.float32))
+        fw = b.const("fc_w", wts["fc_q"].astype(np.float32) * wts["fc_s"].reshape(5, 1))
+    else:
+        cw = b.node("DequantizeLinear", [b.const("conv_wq", wts["conv_q"]), b.const("conv_ws", wts["conv_s"]),
+                                         b.const("conv_wz", np.zeros(4, np.int8))], "conv_w", axis=0)
+        cb = b.node("DequantizeLinear", [b.const("conv_bq", wts["conv_bq"]),
+                                         b.const("conv_bs", conv_bias_scale.astype(np.float32))], "conv_b", axis=0)
+        fw = b.node("DequantizeLinear", [b.const("fc_wq", wts["fc_q"]), b.const("fc_ws", wts["fc_s"]),
+                                         b.const("fc_wz", np.zeros(5, np.int8))], "fc_w", axis=0)
+    x = qdq("x", "x")
+    x = b.node("Conv", [x, cw, cb], "conv", pads=[1, 1, 1, 1])
+    x = qdq(b.node("Relu", [x], "relu"), "relu")
+    x = b.node("MaxPool", [x], "pool", kernel_shape=[2, 2], strides=[2, 2])
+    x = qdq(b.node("GlobalAveragePool", [x], "gap"), "gap")
+    x = b.node("Flatten", [x], "flat")
+    x = qdq(b.node("Gemm", [x, fw], "fc", transB=1), "fc")
+    return b.model("x", ["N", 3, 8, 8], {x: ["N", 5]}, opset=19)
