@@ -148,7 +148,11 @@ def cmd_simulate(args) -> int:
         report["accuracy"] = acc
         print(f"accuracy: {100 * acc:.2f} % ({int((pred == labels).sum())}/{len(labels)})")
     if args.outputs:
-        _atomic_write(Path(args.outputs), lambda p: np.savez(open(p, "wb"), **arrays))
+        def write_npz(p: Path):
+            with open(p, "wb") as f:  # a file object: np.savez would append ".npz" to a path
+                np.savez(f, **arrays)
+
+        _atomic_write(Path(args.outputs), write_npz)
         print(f"wrote {args.outputs}")
     if args.json:
         _atomic_write(Path(args.json), lambda p: p.write_text(json.dumps(report, indent=1) + "\n"))
