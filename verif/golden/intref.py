@@ -59,8 +59,9 @@ def conv_acc(x: np.ndarray, zx: int, w: np.ndarray, bias: np.ndarray, stride, pa
         for ci in range(cin_g):
             for i in range(kh):
                 for j in range(kw):
-                    patch = xc[:, g * cin_g + ci, i * dilation[0]: i * dilation[0] + stride[0] * (oh - 1) + 1: stride[0],
-                               j * dilation[1]: j * dilation[1] + stride[1] * (ow - 1) + 1: stride[1]]
+                    r0, c0 = i * dilation[0], j * dilation[1]
+                    patch = xc[:, g * cin_g + ci, r0: r0 + stride[0] * (oh - 1) + 1: stride[0],
+                               c0: c0 + stride[1] * (ow - 1) + 1: stride[1]]
                     out[:, o] += patch * int(w[o, ci, i, j])
         out[:, o] += int(bias[o])
     return out

@@ -43,7 +43,9 @@ def check(tr, x, cfg=TINY, plan=None, bit_serial=(False, True)):
         got = run(tr, cfg, x, plan=plan, force_bit_serial=force)["y"]
         assert got.dtype == np.int8
         diff = np.argwhere(got != want)
-        assert diff.size == 0, f"first mismatch at {tuple(diff[0])}: got {got[tuple(diff[0])]}, want {want[tuple(diff[0])]}"
+        if diff.size:
+            i = tuple(diff[0])
+            pytest.fail(f"first mismatch at {i}: got {got[i]}, want {want[i]} ({len(diff)} mismatches)")
 
 
 # ----------------------------------------------------------------------------------- random layers

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from aras.ops_float import conv_out_hw
-from aras.trace import Layer, Trace, TensorQ
+from aras.trace import Layer, TensorQ, Trace
 
 
 def weight_layer_trace(weight, bias=None, in_shape=None, zx=0, zo=0, mult=None, shift=None, act=("none", -128, 127),
