@@ -140,8 +140,18 @@ def cmd_simulate(args) -> int:
                        f"output_scale{sfx}": np.float32(t.scale), f"output_zero_point{sfx}": np.int32(t.zero_point)})
         report["outputs"][name] = {"shape": list(q.shape), "scale": t.scale, "zero_point": t.zero_point,
                                    "sum_q": int(q.astype(np.int64).sum())}
+    from sim_models import host
+
+    host_layers = [ly for ly in tr.layers if ly.on_host]
+    report["host_work"] = {
+        "layers": [f"{ly.name} ({ly.op})" for ly in host_layers],
+        "flops_per_sample": int(sum(host.flops(ly, [tr.tensors[t] for t in ly.inputs]) for ly in host_layers)),
+    }
     print(f"{tr.name}: {len(xq)} samples through the functional model on config {cfg.name} "
           f"(weights: {tr.weights}{'; ' + tr.notes if tr.notes else ''})")
+    if host_layers:
+        print(f"host work: {len(host_layers)} layers ({', '.join(sorted({ly.op for ly in host_layers}))}), "
+              f"{report['host_work']['flops_per_sample']:,} FLOPs per sample")
     if labels is not None:
         pred = out[tr.outputs[0]].reshape(len(xq), -1).argmax(axis=1)
         acc = float((pred == labels).mean())

@@ -39,7 +39,11 @@ def test_simulate_outputs_and_json(tmp_path, trace_dir, capsys):
     npz, js = tmp_path / "o.npz", tmp_path / "r.json"
     assert main(["simulate", str(trace_dir), "--config", "tiny", "--outputs", str(npz), "--json", str(js)]) == 0
     out = capsys.readouterr().out
-    assert "accuracy:" in out and "weights: synthetic" in out
+    assert "accuracy:" in out and "weights: synthetic" in out and "host work: 1 layers (softmax)" in out
+    import json
+    rep = json.loads(js.read_text())
+    assert rep["weights"] == "synthetic" and rep["host_work"]["layers"] == ["sm (softmax)"]
+    assert rep["host_work"]["flops_per_sample"] == 25
     z = np.load(npz)
     assert set(z.files) == {"output", "output_q", "output_scale", "output_zero_point",
                             "output_1", "output_q_1", "output_scale_1", "output_zero_point_1"}
