@@ -32,25 +32,44 @@ def act_qparams(lo: float, hi: float) -> tuple[float, int]:
     return scale, zp
 
 
-def calibrate(g: FloatGraph, calib: np.ndarray, progress: bool = False) -> dict[str, tuple[float, float]]:
-    """Min/max of every tensor over the calibration batch, freeing tensors after their last use."""
+def calibrate(g: FloatGraph, calib: np.ndarray, progress: bool = False,
+              budget_bytes: int = 256 << 20) -> dict[str, tuple[float, float]]:
+    """Min/max of every tensor over the calibration inputs.
+
+    Runs in chunks sized so that the largest float64 tensor stays within ``budget_bytes``, freeing
+    tensors after their last use (VGG-16 in one batch of 4 would hold several GB)."""
     x = np.asarray(calib, dtype=np.float64)
     if x.ndim != len(g.input_shape) + 1 or tuple(x.shape[1:]) != g.input_shape:
         raise ArasError(f"calibration inputs: shape {x.shape} does not match the model input (N, {g.input_shape})")
     if len(x) == 0 or not np.isfinite(x).all():
         raise ArasError("calibration inputs: need at least one sample, all finite")
-    env = {g.input_name: x}
-    ranges = {g.input_name: (float(x.min()), float(x.max()))}
+    biggest = max(int(np.prod(s)) for s in g.shapes.values())
+    step = max(1, budget_bytes // (8 * biggest))
+    ranges: dict[str, tuple[float, float]] = {}
+
+    def note(t, y):
+        lo, hi = float(y.min()), float(y.max())
+        if t in ranges:
+            lo, hi = min(lo, ranges[t][0]), max(hi, ranges[t][1])
+        ranges[t] = (lo, hi)
+
     last = {t: i for i, n in enumerate(g.nodes) for t in n.inputs}
-    for i, n in enumerate(tqdm(g.nodes, desc=f"calibrate {g.name}", disable=not progress, leave=False)):
-        y = run_node(n, [env[t] for t in n.inputs])
-        if not np.isfinite(y).all():
-            raise ArasError(f"graph {g.name}, node {n.name!r}: float inference gives non-finite values")
-        env[n.output] = y
-        ranges[n.output] = (float(y.min()), float(y.max()))
-        for t in n.inputs:
-            if last[t] == i and t not in g.outputs:
-                del env[t]
+    chunks = range(0, len(x), step)
+    bar = tqdm(total=len(chunks) * len(g.nodes), desc=f"calibrate {g.name}", disable=not progress, leave=False)
+    for s in chunks:
+        env = {g.input_name: x[s:s + step]}
+        note(g.input_name, env[g.input_name])
+        for i, n in enumerate(g.nodes):
+            y = run_node(n, [env[t] for t in n.inputs])
+            if not np.isfinite(y).all():
+                raise ArasError(f"graph {g.name}, node {n.name!r}: float inference gives non-finite values")
+            env[n.output] = y
+            note(n.output, y)
+            for t in n.inputs:
+                if last[t] == i:
+                    del env[t]
+            bar.update()
+    bar.close()
     return ranges
 
 

@@ -61,18 +61,21 @@ class _Builder:
         return b
 
     # ---------------------------------------------------------------- nodes
-    def _add(self, name: str, op: str, inputs: list[str], shape: tuple[int, ...], attrs=None, params=None) -> str:
+    def _add(self, name: str, op: str, inputs: list[str], shape: tuple[int, ...],
+             attrs=None, params=None) -> str:
         self.nodes.append(FNode(name, op, list(inputs), name, dict(attrs or {}), dict(params or {})))
         self.shapes[name] = tuple(shape)
         return name
 
-    def conv(self, name: str, x: str, cout: int, k: int, stride: int = 1, pad: int = 0, groups: int = 1) -> str:
+    def conv(self, name: str, x: str, cout: int, k: int, stride: int = 1, pad: int = 0,
+             groups: int = 1) -> str:
         cin, h, w = self.shapes[x]
         weight = self._he((cout, cin // groups, k, k), cin // groups * k * k)
         pads = (pad, pad, pad, pad)
         oh, ow = F.conv_out_hw(h, w, (k, k), (stride, stride), pads, (1, 1))
         attrs = {"stride": (stride, stride), "pads": pads, "dilation": (1, 1), "groups": groups}
-        return self._add(name, "conv2d", [x], (cout, oh, ow), attrs, {"weight": weight, "bias": self._bias(cout)})
+        params = {"weight": weight, "bias": self._bias(cout)}
+        return self._add(name, "conv2d", [x], (cout, oh, ow), attrs, params)
 
     def linear(self, name: str, x: str, n_out: int) -> str:
         s = self.shapes[x]
@@ -83,7 +86,8 @@ class _Builder:
         c, h, w = self.shapes[x]
         pads = (pad, pad, pad, pad)
         oh, ow = F.conv_out_hw(h, w, (k, k), (stride, stride), pads, (1, 1))
-        return self._add(name, "maxpool", [x], (c, oh, ow), {"kernel": (k, k), "stride": (stride, stride), "pads": pads})
+        attrs = {"kernel": (k, k), "stride": (stride, stride), "pads": pads}
+        return self._add(name, "maxpool", [x], (c, oh, ow), attrs)
 
     def act(self, name: str, op: str, x: str) -> str:
         return self._add(name, op, [x], self.shapes[x])
@@ -106,7 +110,8 @@ class _Builder:
 
     # ---------------------------------------------------------------- result
     def source(self, output: str) -> ModelSource:
-        graph = FloatGraph(self.name, self.input_name, self.input_shape, self.nodes, [output], weights="synthetic")
+        graph = FloatGraph(self.name, self.input_name, self.input_shape, self.nodes, [output],
+                           weights="synthetic")
         data_rng = np.random.default_rng([SEEDS[self.name], 1])  # independent of the weight stream
         x = data_rng.standard_normal((N_CALIB + N_SAMPLES,) + self.input_shape, dtype=np.float32)
         return ModelSource(graph, calib=x[:N_CALIB], samples=x[N_CALIB:], labels=None, notes=NOTES)
@@ -193,7 +198,8 @@ def mobilenetv2() -> ModelSource:
             y = x
             if t != 1:
                 y = b.act(p + "expand.relu6", "relu6", b.conv(p + "expand", y, hidden, 1))
-            y = b.act(p + "dw.relu6", "relu6", b.conv(p + "dw", y, hidden, 3, stride=stride, pad=1, groups=hidden))
+            y = b.conv(p + "dw", y, hidden, 3, stride=stride, pad=1, groups=hidden)  # depthwise
+            y = b.act(p + "dw.relu6", "relu6", y)
             y = b.conv(p + "project", y, c, 1)  # linear bottleneck: no activation
             x = b.add(p + "add", x, y) if stride == 1 and cin == c else y
             idx += 1
@@ -202,7 +208,7 @@ def mobilenetv2() -> ModelSource:
 
 
 # -------------------------------------------------------------------- BERT-base
-def bert_layer(b: _Builder, x: str, i: int, heads: int, ffn: int, eps: float = 1e-12) -> str:
+def _bert_layer(b: _Builder, x: str, i: int, heads: int, ffn: int, eps: float = 1e-12) -> str:
     """Append one post-LayerNorm BERT encoder layer (Hugging Face ``BertLayer`` naming) to ``b``."""
     p = f"encoder.layer.{i}."
     d = b.shapes[x][-1]
@@ -226,5 +232,5 @@ def bert_base() -> ModelSource:
     b = _Builder("bert-base", "embeddings", (128, 768))
     x = "embeddings"
     for i in range(12):
-        x = bert_layer(b, x, i, heads=12, ffn=3072)
+        x = _bert_layer(b, x, i, heads=12, ffn=3072)
     return b.source(x)
