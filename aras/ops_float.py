@@ -50,7 +50,9 @@ def conv2d(x, weight, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), g
 
 
 def linear(x, weight, bias):
-    y = x @ weight.T
+    # One 2-D BLAS call in float64 (a stacked matmul with a float32 operand is several times slower).
+    w = np.asarray(weight, dtype=np.float64)
+    y = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + (w.shape[0],))
     return y + bias if bias is not None else y
 
 
@@ -114,9 +116,9 @@ def attention(q, k, v, heads: int):
     b, t, d = q.shape
     hd = d // heads
 
-    def split(a):
-        return a.reshape(b, t, heads, hd).transpose(0, 2, 1, 3)
+    def split(a):  # contiguous, so the stacked matmuls below go through BLAS
+        return np.ascontiguousarray(a.reshape(b, t, heads, hd).transpose(0, 2, 1, 3))
 
-    s = split(q) @ split(k).transpose(0, 1, 3, 2) / math.sqrt(hd)
+    s = split(q) @ np.ascontiguousarray(split(k).transpose(0, 1, 3, 2)) / math.sqrt(hd)
     ctx = softmax(s, axis=-1) @ split(v)
     return ctx.transpose(0, 2, 1, 3).reshape(b, t, d)

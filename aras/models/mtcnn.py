@@ -94,13 +94,14 @@ class _Builder:
 
     def conv(self, name: str, cout: int, k: int, src=None, out=None) -> str:
         cin, h, w = self.shapes[src or self.cur]
-        p = {"weight": self.param(f"{name}.weight", (cout, cin, k, k)), "bias": self.param(f"{name}.bias", (cout,))}
-        return self.add(name, "conv2d", (cout, h - k + 1, w - k + 1), {"stride": (1, 1), "pads": (0, 0, 0, 0)},
-                        p, src, out)
+        p = {"weight": self.param(f"{name}.weight", (cout, cin, k, k)),
+             "bias": self.param(f"{name}.bias", (cout,))}
+        attrs = {"stride": (1, 1), "pads": (0, 0, 0, 0)}
+        return self.add(name, "conv2d", (cout, h - k + 1, w - k + 1), attrs, p, src, out)
 
     def prelu(self, name: str) -> str:
-        c = self.shapes[self.cur][0]
-        return self.add(name, "prelu", self.shapes[self.cur], params={"slope": self.param(f"{name}.weight", (c,))})
+        shape = self.shapes[self.cur]
+        return self.add(name, "prelu", shape, params={"slope": self.param(f"{name}.weight", (shape[0],))})
 
     def softmax(self, name: str, axis: int, out: str) -> str:
         return self.add(name, "softmax", self.shapes[self.cur], {"axis": axis}, out=out)
@@ -112,7 +113,7 @@ class _Builder:
                         {"kernel": (k, k), "stride": (s, s), "pads": (0, 0, eh, ew)})
 
     def flatten_permuted(self, name: str) -> str:
-        """C-order flatten; the next ``dense(fold=True)`` folds torch's permute(0, 3, 2, 1) into its weight."""
+        """C-order flatten; the next ``dense(fold=True)`` folds torch's permute(0, 3, 2, 1) in."""
         self.folded_chw = self.shapes[self.cur]
         return self.add(name, "flatten", (int(np.prod(self.folded_chw)),))
 
@@ -166,8 +167,9 @@ def synthetic_images(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def _source(net: str, graph: FloatGraph, size: int, seed: int) -> ModelSource:
-    return ModelSource(graph, calib=synthetic_images(N_CALIB, size, seed), samples=synthetic_images(N_SAMPLES, size,
-                       seed + 1), labels=None, notes=NOTES.format(v=PINS["facenet-pytorch"][0], net=net))
+    return ModelSource(graph, calib=synthetic_images(N_CALIB, size, seed),
+                       samples=synthetic_images(N_SAMPLES, size, seed + 1), labels=None,
+                       notes=NOTES.format(v=PINS["facenet-pytorch"][0], net=net))
 
 
 def pnet() -> ModelSource:

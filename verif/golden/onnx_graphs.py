@@ -210,3 +210,29 @@ def qdq_cnn(dequantized: bool = False, qtype=np.int8, seed: int = 3) -> onnx.Mod
     x = b.node("Flatten", [x], "flat")
     x = qdq(b.node("Gemm", [x, fw], "fc", transB=1), "fc")
     return b.model("x", ["N", 3, 8, 8], {x: ["N", 5]}, opset=19)
+
+
+def qdq_matmul_add(seed: int = 5) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """QDQ MatMul -> Q/DQ -> Add(bias) -> Q/DQ (transformer-style export), and its float twin."""
+    rng = np.random.default_rng(seed)
+    wq = rng.integers(-127, 128, (6, 4)).astype(np.int8)
+    ws = np.float32(0.01)  # per-tensor weight scale
+    bias = rng.standard_normal(4).astype(np.float32)
+    models = []
+    for quant in (True, False):
+        b = Builder(False, seed)
+
+        def qdq(t: str, s: float, zp: int, quant=quant, b=b) -> str:
+            if not quant:
+                return t
+            sc, z = b.const(f"{t}_s", np.array(s, np.float32)), b.const(f"{t}_z", np.array(zp, np.int8))
+            return b.node("DequantizeLinear", [b.node("QuantizeLinear", [t, sc, z], f"{t}_q"), sc, z], f"{t}_dq")
+
+        if quant:
+            w = b.node("DequantizeLinear", [b.const("wq", wq), b.const("ws", np.array(ws))], "w")
+        else:
+            w = b.const("w", wq.astype(np.float32) * ws)
+        x = b.node("MatMul", [qdq("x", 0.03, 0), w], "mm")
+        x = qdq(b.node("Add", [qdq(x, 0.05, 1), b.const("bias", bias)], "mm_add"), 0.06, -2)
+        models.append(b.model("x", ["N", 3, 6], {x: ["N", 3, 4]}, opset=19))
+    return models[0], models[1]

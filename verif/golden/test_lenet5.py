@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import json
 import shutil
 from pathlib import Path
@@ -74,7 +75,9 @@ def test_training_forward_equals_float_graph():
 
 # ---------------------------------------------------------------------- loader, split, weights
 def _csv_gz(rows: np.ndarray) -> bytes:
-    return gzip.compress("\n".join(",".join(str(v) for v in r) for r in rows).encode())
+    buf = io.BytesIO()
+    np.savetxt(buf, rows, fmt="%d", delimiter=",")
+    return gzip.compress(buf.getvalue())
 
 
 def test_parse_rejects_bad_data():
@@ -113,3 +116,81 @@ def test_float_weights_fixture(tmp_path):
     np.savez(bad, **{**w, "fc2.bias": np.zeros(3)})
     with pytest.raises(ArasError, match=r"'fc2.bias' must be a float array of shape \(84,\)"):
         L.float_graph(bad)
+
+
+# ---------------------------------------------------------------------- committed fixture
+def _metrics() -> dict:
+    return json.loads((L.FIXTURE_DIR / "metrics.json").read_text())
+
+
+def test_fixture_is_small_and_consistent():
+    from aras.trace import Trace
+
+    files = {f.name: f.stat().st_size for f in L.FIXTURE_DIR.iterdir()}
+    assert {"trace.json", "arrays.npz", "test_labels.npy", "float_weights.npz"} <= set(files)
+    assert sum(files.values()) < 200 * 1024
+    tr = Trace.load(L.FIXTURE_DIR)
+    assert tr.samples is None and tr.weights == "real" and tr.outputs == [L.OUTPUT_NAME]
+    assert [ly.name for ly in tr.weight_layers()] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    labels = np.load(L.FIXTURE_DIR / "test_labels.npy")
+    assert labels.shape == (1000,) and labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels[:20], list(range(10)) * 2)
+    # Every int8 weight is its float weight rounded on the layer's per-channel grid.
+    w = L.load_weights()
+    for ly in tr.weight_layers():
+        s = ly.arrays["weight_scale"].astype(np.float64).reshape((-1,) + (1,) * (w[f"{ly.name}.weight"].ndim - 1))
+        err = np.abs(ly.arrays["weight"] * s - w[f"{ly.name}.weight"])
+        assert (err <= s * 0.5001).all(), ly.name
+    m = _metrics()
+    assert m["float_test_accuracy"] >= 0.95 and abs(m["int8_test_accuracy"] - m["float_test_accuracy"]) <= 0.01
+
+
+@pytest.fixture(scope="module")
+def split():
+    return L.mnist5k_split()
+
+
+@pytest.mark.network
+def test_mnist5k_layout():
+    x, y = L.mnist5k()
+    assert x.shape == (5000, 1, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
+    assert x.min() == 0.0 and x.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(y), [500] * 10)
+    pix = np.rint(x.astype(np.float64) * 255).astype(np.int64)
+    assert pix[0].sum() == 31095 and pix.sum() == 131267102  # known answers from the wheel's CSV
+
+
+@pytest.mark.network
+def test_float_accuracy(split):
+    _, _, x_test, y_test = split
+    acc = np.mean(L.float_graph().run(x_test)[L.OUTPUT_NAME].argmax(1) == y_test)
+    assert acc >= 0.95
+    assert acc == pytest.approx(_metrics()["float_test_accuracy"], abs=1e-9)
+
+
+@pytest.mark.network
+def test_int8_golden_model_accuracy(split):
+    from aras.config import preset
+    from sim_models import functional
+
+    _, _, x_test, y_test = split
+    tr = L.load_trace()
+    assert tr.samples.dtype == np.int8 and tr.samples.shape == (1000, 1, 28, 28)
+    # Input scale 1/255, zero point -128: every pixel is exactly its 0..255 value - 128.
+    np.testing.assert_array_equal(tr.samples.astype(np.int64) + 128, np.rint(x_test * 255).astype(np.int64))
+    np.testing.assert_array_equal(tr.labels, y_test)
+    logits = functional.run(tr, preset("paper"), tr.samples)[L.OUTPUT_NAME]
+    int8_acc = np.mean(np.asarray(logits).argmax(1) == y_test)
+    float_acc = np.mean(L.float_graph().run(x_test)[L.OUTPUT_NAME].argmax(1) == y_test)
+    assert abs(int8_acc - float_acc) <= 0.01  # requirement: int8 within 1 point of float
+    assert int8_acc == pytest.approx(_metrics()["int8_test_accuracy"], abs=1e-9)
+
+
+@pytest.mark.network
+def test_load_trace_rejects_other_labels(tmp_path):
+    d = tmp_path / "lenet5"
+    shutil.copytree(L.FIXTURE_DIR, d)
+    labels = np.load(d / "test_labels.npy")
+    np.save(d / "test_labels.npy", np.roll(labels, 1))
+    with pytest.raises(ArasError, match="test_labels.npy: the fixture's 1000 test labels differ"):
+        L.load_trace(d)
