@@ -40,16 +40,19 @@ class Config:
     apus_per_pe: int = _f(8, "our choice (ISAAC has 8 crossbars per IMA; PE/APU per ARAS summary)")
     xbars_per_apu: int = _f(8, "ISAAC: 8 crossbars per IMA")
     write_drivers_per_pe: int = _f(8, "brief: one write driver per APU")
-    write_buffer_bytes: int = _f(16384, "our choice: 4 tiles of 128 rows x 32 codes")
+    write_buffer_bytes: int = _f(65536, "our choice: 16 tile slots = 2 per driver so DRAM can run ahead; "
+                                        "64 KiB = ISAAC eDRAM size")
     # --- Gbuffer ----------------------------------------------------------------------------------
     gbuf_banks: int = _f(128, "our choice: 128 x 64 KiB = 8 MiB holds VGG-16's largest layer (~6.4 MB)")
     gbuf_bank_bytes: int = _f(65536, "ISAAC: 64 KB eDRAM per tile")
     gbuf_word_bytes: int = _f(32, "ISAAC/PUMA eDRAM: 256-bit access")
+    gbuf_adaptive: bool = _f(True, "ARAS adaptive bank selection (only banks with live data powered); baseline off")
     # --- digital units ----------------------------------------------------------------------------
     vector_lanes: int = _f(32, "our choice: one Gbuffer word (32 B) per cycle")
     vector_latency: int = _f(2, "our choice: read + write-back pipeline stages")
     post_latency: int = _f(3, "our choice: shift-add/accumulate, requantize, write-back stages")
     clock_ghz: float = _f(1.0, "NeuroSim clkFreq, PUMA: 1 GHz")
+    host_handoff_cycles: int = _f(0, "our choice: a HOST instruction costs 1 + this many cycles (host time untimed)")
     # --- timing (ns; converted with ceil(ns * clock_ghz)) -------------------------------------------
     t_read_mvm_ns: float = _f(10.0, "NeuroSim read pulse 10 ns (per input bit-plane)")
     t_read_ns: float = _f(10.0, "NeuroSim read pulse 10 ns (read-before-write of a row, verify)")
@@ -66,19 +69,25 @@ class Config:
     dram_latency_cycles: int = _f(100, "our choice: ~100 ns DRAM access latency at 1 GHz")
     dram_bytes_per_cycle: int = _f(16, "one DDR4-2133 x64 channel ~17 GB/s -> 16 B/cycle at 1 GHz")
     dram_pj_per_bit: float = _f(20.0, "Horowitz ISSCC 2014: 1.3-2.6 nJ per 64-bit DRAM access (20-40 pJ/bit)")
-    # --- energy / area (ISAAC numbers as tabulated in PUMA constants.py and MNSIM ADC.py) -------------
-    e_adc_pj: float = _f(1.6, "ISAAC 8-bit ADC 2 mW at 1.28 GS/s -> 1.6 pJ/conversion (PUMA constants, MNSIM)")
-    e_dac_pj: float = _f(0.0039, "ISAAC 1-bit DAC 3.9 uW at 1 GHz -> 3.9 fJ per activation (PUMA constants)")
-    e_xbar_read_pj: float = _f(3.0, "ISAAC 128x128 array 0.3 mW over its 10 ns bit-plane read -> 3 pJ")
-    e_cell_read_pj: float = _f(0.1, "NVSim sample_RRAM.cell read energy 0.1 pJ (read-before-write, verify)")
-    e_gbuf_access_pj: float = _f(17.0, "ISAAC 64 KB eDRAM: ~17 pJ per 256-bit access (PUMA constants)")
-    p_gbuf_bank_leak_mw: float = _f(0.5, "assumption: ~0.5 mW leakage per 64 KiB SRAM bank (CACTI-class figure)")
-    e_vector_op_pj: float = _f(0.1, "Horowitz ISSCC 2014: 8-bit add 0.03 pJ, 8-bit mult 0.2 pJ (45 nm)")
-    e_digital_op_pj: float = _f(0.1, "Horowitz ISSCC 2014: 32-bit add 0.1 pJ (shift-add, accumulate)")
-    area_adc_mm2: float = _f(0.0012, "ISAAC 8-bit ADC 0.0012 mm2 (PUMA constants)")
+    # --- energy / area: published component figures; per-event values are derived (properties) ----------
+    e_adc8_pj: float = _f(1.5625, "ISAAC 8-bit ADC 2 mW at 1.28 GS/s (PUMA constants.py 1.8 + 0.2 mW); "
+                                  "scaled x 2^(adc_bits - 8) (constant Walden FOM; MNSIM 10-bit 4.6 pJ agrees)")
+    p_dac_uw: float = _f(3.9, "ISAAC 1-bit DAC 3.9 uW (PUMA constants.py); energy = power x t_read_mvm")
+    p_xbar_mw: float = _f(0.3, "ISAAC 128x128 array read 0.3 mW (PUMA constants.py); scaled by cells, x t_read_mvm")
+    e_cell_read_pj: float = _f(0.1, "NVSim sample_RRAM.cell read energy 0.1 pJ per cell (read-before-write)")
+    e_gbuf_256b_pj: float = _f(17.2, "PUMA edram_pow_dyn: 17.2 pJ per 256-bit access of a 64 KB eDRAM (ISAAC); "
+                                     "scaled by word bits")
+    p_gbuf_leak_64k_mw: float = _f(0.46, "PUMA edram_pow_leak: 0.46 mW per 64 KB eDRAM bank; scaled by bank bytes")
+    e_vector_op_pj: float = _f(0.265, "PUMA ALU add/compare 0.373 mW x 32/45 lanes at 1 GHz, per lane-op")
+    e_digital_op_pj: float = _f(0.045, "PUMA shift-and-add 0.05 mW (0.045 dynamic) at 1 GHz, per op")
+    e_post_op_pj: float = _f(1.36, "our choice: one PUMA ALU multiply (0.565 pJ) + 3 add/shift/compare (0.265 pJ)")
+    area_adc8_mm2: float = _f(0.0012, "ISAAC 8-bit ADC 0.0012 mm2 (PUMA constants); scaled x 2^(adc_bits - 8)")
     area_dac_mm2: float = _f(1.67e-7, "ISAAC 1-bit DAC (PUMA constants)")
-    area_xbar_mm2: float = _f(2.5e-5, "ISAAC 128x128 array (PUMA constants)")
-    area_gbuf_bank_mm2: float = _f(0.086, "ISAAC 64 KB eDRAM ~0.086 mm2 (PUMA constants)")
+    area_xbar128_mm2: float = _f(2.5e-5, "ISAAC 128x128 array 2.5e-5 mm2 (PUMA constants); scaled by cells")
+    area_sh_mm2: float = _f(3.9e-8, "PUMA snh_area, per sample-and-hold")
+    area_sna_mm2: float = _f(6e-5, "PUMA sna_area, per shift-and-add unit (one per ADC)")
+    area_gbuf_64k_mm2: float = _f(0.086, "ISAAC/PUMA 64 KB eDRAM 0.086 mm2; scaled by bank bytes")
+    area_vector_lane_mm2: float = _f(0.004, "PUMA ALU 0.00567 mm2 x 32/45, per lane")
     # --- run --------------------------------------------------------------------------------------
     batch: int = _f(1, "brief: batch size default 1")
 
@@ -126,6 +135,56 @@ class Config:
     def gbuf_bytes(self) -> int:
         return self.gbuf_banks * self.gbuf_bank_bytes
 
+    @property
+    def exact_bits(self) -> int:
+        return self.adc_exact_bits
+
+    @property
+    def tile_bytes_max(self) -> int:
+        return self.xbar_rows * self.weight_cols
+
+    @property
+    def write_buffer_slots(self) -> int:
+        return self.write_buffer_bytes // self.tile_bytes_max
+
+    # Per-event energies (pJ) and areas (mm2) derived from the published component figures.
+    @property
+    def e_adc_pj(self) -> float:
+        return self.e_adc8_pj * 2.0 ** (self.adc_bits - 8)
+
+    @property
+    def e_dac_pj(self) -> float:
+        return self.p_dac_uw * 1e-3 * self.cycles(self.t_read_mvm_ns) / self.clock_ghz
+
+    @property
+    def e_xbar_read_pj(self) -> float:
+        cells = self.xbar_rows * self.xbar_cols / (128 * 128)
+        return self.p_xbar_mw * cells * self.cycles(self.t_read_mvm_ns) / self.clock_ghz
+
+    @property
+    def e_gbuf_access_pj(self) -> float:
+        return self.e_gbuf_256b_pj * self.gbuf_word_bytes / 32
+
+    @property
+    def e_wbuf_byte_pj(self) -> float:
+        return self.e_gbuf_256b_pj / 32  # same SRAM as the Gbuffer, per byte
+
+    @property
+    def p_gbuf_bank_leak_mw(self) -> float:
+        return self.p_gbuf_leak_64k_mw * self.gbuf_bank_bytes / 65536
+
+    @property
+    def area_adc_mm2(self) -> float:
+        return self.area_adc8_mm2 * 2.0 ** (self.adc_bits - 8)
+
+    @property
+    def area_xbar_mm2(self) -> float:
+        return self.area_xbar128_mm2 * self.xbar_rows * self.xbar_cols / (128 * 128)
+
+    @property
+    def area_gbuf_bank_mm2(self) -> float:
+        return self.area_gbuf_64k_mm2 * self.gbuf_bank_bytes / 65536
+
     def cycles(self, ns: float) -> int:
         """ns -> cycles: ceil(ns * clock_ghz), at least 1 for a nonzero time."""
         if ns <= 0:
@@ -140,7 +199,7 @@ class Config:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.type in ("int", "float") and not isinstance(v, bool) and isinstance(v, (int, float)):
-                if f.name == "p_gbuf_bank_leak_mw" or f.name.startswith(("e_", "area_", "dram_pj")):
+                if f.name in _ZERO_OK or f.name.startswith(("e_", "p_", "area_", "dram_pj")):
                     if v < 0:
                         bad(f.name, f"must be >= 0, got {v}")
                 elif v <= 0:
@@ -165,9 +224,15 @@ class Config:
             bad("adc_bits", f"must be <= 24, got {self.adc_bits}")
         if self.write_drivers_per_pe > self.apus_per_pe * self.xbars_per_apu:
             bad("write_drivers_per_pe", "exceeds the crossbars of a PE")
-        tile_bytes = self.xbar_rows * self.weight_cols
-        if self.write_buffer_bytes < tile_bytes:
-            bad("write_buffer_bytes", f"must hold one tile ({tile_bytes} B), got {self.write_buffer_bytes}")
+        if self.write_buffer_slots < 1:
+            bad("write_buffer_bytes", f"must hold one tile ({self.tile_bytes_max} B), got {self.write_buffer_bytes}")
+        # Program format v1 limits (docs/architecture.md section 9).
+        if self.weight_cols > 64:
+            bad("xbar_cols", f"gives {self.weight_cols} weight columns per crossbar; program format v1 allows 64")
+        if self.gbuf_banks > 128:
+            bad("gbuf_banks", f"must be <= 128 (program format v1), got {self.gbuf_banks}")
+        if self.n_xbars > 4096:
+            bad("n_pe", f"gives {self.n_xbars} crossbars; program format v1 allows 4096")
         if self.gbuf_bank_bytes % self.gbuf_word_bytes:
             bad("gbuf_word_bytes", f"must divide gbuf_bank_bytes={self.gbuf_bank_bytes}")
         for tname in ("write_pulses", "write_energy_pj"):
@@ -203,6 +268,7 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_ZERO_OK = ("host_handoff_cycles", "dram_latency_cycles", "vector_latency", "post_latency")
 _TABLES = ("write_pulses", "write_energy_pj")
 _CELL_PARAMS = ("cell_bits", "e_set_pj", "e_reset_pj")
 

@@ -53,7 +53,9 @@ def test_default_write_tables():
     ("write_energy_pj", [[1, 1, 1, 1]] * 4, "'write_energy_pj' must be zero on the diagonal"),
     ("write_drivers_per_pe", 1000, "'write_drivers_per_pe' exceeds"),
     ("adc_exact", "yes", "'adc_exact' must be bool"),
-    ("e_adc_pj", -1.0, "'e_adc_pj' must be >= 0"),
+    ("e_adc8_pj", -1.0, "'e_adc8_pj' must be >= 0"),
+    ("gbuf_banks", 256, "'gbuf_banks' must be <= 128"),
+    ("host_handoff_cycles", -1, "'host_handoff_cycles' must be >= 0"),
 ])
 def test_invalid_config_names_the_field(field, value, msg):
     with pytest.raises(ArasError, match=msg.replace("(", r"\(")):
@@ -97,3 +99,13 @@ def test_round_trip_dict():
     c = preset("tiny-adc")
     from aras.config import from_dict
     assert from_dict(c.to_dict()) == c
+
+
+def test_derived_energies_follow_the_spec_table():
+    p, t = preset("paper"), preset("tiny")
+    assert p.e_adc_pj == pytest.approx(3.125) and t.e_adc_pj == pytest.approx(0.390625)
+    assert p.e_dac_pj == pytest.approx(0.039) and t.e_dac_pj == pytest.approx(0.0078)
+    assert p.e_xbar_read_pj == pytest.approx(3.0) and t.e_xbar_read_pj == pytest.approx(0.009375)
+    assert p.e_gbuf_access_pj == pytest.approx(17.2) and t.e_gbuf_access_pj == pytest.approx(2.15)
+    assert p.write_buffer_slots == 16 and t.write_buffer_slots == 2
+    assert p.host_handoff_cycles == 0 and p.gbuf_adaptive
