@@ -1,0 +1,163 @@
+"""Performance/energy simulation of a whole network in one mode (``aras simulate --mode``).
+
+Modes: ``aras`` (all optimizations, each switchable), ``baseline`` (plain PUM on the same chip),
+``ideal`` (all weights resident on unlimited crossbars, writes not counted: the compute bound),
+``tpu`` (the TPU-like systolic baseline, ``sim_models.tpu``). Results are steady state (the crossbars
+start with what the previous inference of the same program left) with the cold start beside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aras.config import Config
+from aras.errors import ArasError
+from aras.trace import Trace, check_fits
+
+from . import host
+from .energy import area_mm2, energy_breakdown
+from .scheduler import Options, compute_cycles, schedule
+from .timing import Run, positions, run, vector_work
+from .write_engine import WriteTables
+
+MODES = ("aras", "baseline", "ideal", "tpu")
+
+
+def _writes_summary(r: Run, cfg: Config) -> dict:
+    L = cfg.levels
+    cc = r.cells_changed
+    return {
+        "cells_changed": int(cc.sum() - np.trace(cc)),
+        "cells_changed_by_transition": cc.tolist(),
+        "cells_total": int(r.counters["cells_read_before_write"] + r.counters["cells_written_blind"]),
+        "rows_written": r.counters["rows_written"],
+        "rows_skipped": r.counters["rows_skipped"],
+        "max_cell_writes": int(r.wear.max(initial=0)),
+        "mean_cell_writes": float(r.wear.mean()),
+        "levels": L,
+    }
+
+
+def _layers(trace: Trace, r: Run, cfg: Config) -> list[dict]:
+    out = []
+    for li, lt in sorted(r.layers.items()):
+        out.append({"name": trace.layers[li].name, "op": trace.layers[li].op, "start": lt.start, "end": lt.end,
+                    "write_start": lt.wstart, "write_end": lt.wend, "compute_cycles": lt.compute_cycles,
+                    "write_cycles": lt.write_cycles, "write_energy_j": lt.write_energy_pj * 1e-12})
+    return out
+
+
+def ideal_cycles(trace: Trace, cfg: Config) -> tuple[int, dict]:
+    """The all-weights-resident compute bound: one round per crossbar layer, vector and host ops as
+    in every mode, execute path serial; no writes."""
+    B = cfg.batch
+    total = 0
+    cnt = dict.fromkeys(("adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops", "post_ops",
+                         "vector_ops"), 0)
+    from .encoding import cols_per_weight
+    from .tiling import tile_layer
+
+    for li, ly in enumerate(trace.layers):
+        if ly.on_crossbars:
+            P = positions(trace, li)
+            total += compute_cycles(cfg, P, B)
+            lt = tile_layer(li, ly, cfg)
+            n = 8 * P * B
+            for t in lt.tiles:
+                cnt["xbar_reads"] += n
+                cnt["dac_activations"] += n * t.rows
+                cnt["adc_conversions"] += n * t.wcols * cols_per_weight(lt.family, cfg.slices)
+                cnt["input_sum_ops"] += n
+            cnt["post_ops"] += B * P * ly.arrays["weight"].shape[0]
+        elif ly.on_host:
+            total += 1 + cfg.host_handoff_cycles
+        elif ly.op not in ("reshape", "flatten"):
+            work = vector_work(trace, li, B)
+            total += -(-work // cfg.vector_lanes) + cfg.vector_latency
+            cnt["vector_ops"] += work
+    return total, cnt
+
+
+def write_time_bound(trace: Trace, cfg: Config, diff_write: bool) -> int:
+    """Least time any schedule of this mode needs for its writes: every tile is written once per
+    inference (program format v1), through the DRAM channel and the write drivers; a row costs at least
+    a read (differential, unchanged) or set-up + reset (blind)."""
+    from .tiling import tile_layer
+
+    tb = WriteTables.of(cfg)
+    row_min = tb.t_rd if diff_write else tb.t_set + tb.t_rst
+    rows = nbytes = 0
+    for li, ly in enumerate(trace.layers):
+        if ly.on_crossbars:
+            for t in tile_layer(li, ly, cfg).tiles:
+                rows += t.rows
+                nbytes += t.rows * t.wcols
+    drivers = cfg.n_pe * cfg.write_drivers_per_pe
+    return max(cfg.dram_latency_cycles + -(-nbytes // cfg.dram_bytes_per_cycle), -(-rows * row_min // drivers))
+
+
+def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None = None) -> dict:
+    if mode not in MODES:
+        raise ArasError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+    check_fits(trace, cfg)
+    host_layers = [ly for ly in trace.layers if ly.on_host]
+    common = {
+        "mode": mode, "model": trace.name, "config": cfg.name, "weights": trace.weights, "notes": trace.notes,
+        "batch": cfg.batch,
+        "host_work": {"layers": len(host_layers),
+                      "flops_per_sample": int(sum(host.flops(ly, [trace.tensors[t] for t in ly.inputs])
+                                                  for ly in host_layers))},
+    }
+    if mode == "tpu":
+        from .tpu import simulate_tpu
+
+        res = simulate_tpu(trace, cfg)
+        res.update({k: v for k, v in common.items() if k != "mode"})
+        return res
+    ideal, icnt = ideal_cycles(trace, cfg)
+    if mode == "ideal":
+        cnt = dict(icnt, gbuf_reads=0, gbuf_writes=0, gbuf_active_bank_cycles=0, dram_bytes=0,
+                   write_buffer_bytes=0)
+        e = energy_breakdown(cnt, 0.0, cfg)
+        return dict(common, cycles=ideal, latency_s=ideal / (cfg.clock_ghz * 1e9), energy_j=e,
+                    writes=None, layers=[], lower_bound={"cycles": ideal, "write_energy_j": 0.0},
+                    area_mm2=area_mm2(cfg), options=None,
+                    assumptions=["weights resident on unlimited crossbars; writes not counted",
+                                 "Gbuffer traffic and static energy not counted (compute bound)"])
+    opts = opts or Options.for_mode(mode)
+    # Steady state: plan against the contents a previous inference leaves, then measure exactly.
+    p_cold = schedule(trace, cfg, mode, opts)
+    r0 = run(p_cold, trace, cfg)
+    prog = schedule(trace, cfg, mode, opts, initial=r0.final_levels)
+    cold = run(prog, trace, cfg)
+    steady = run(prog, trace, cfg, cold.final_levels)
+    out = dict(common)
+    for tag, r in (("steady", steady), ("cold", cold)):
+        e = energy_breakdown(r.counters, r.write_energy_pj, cfg)
+        res = {"cycles": r.cycles, "latency_s": r.cycles / (cfg.clock_ghz * 1e9), "energy_j": e,
+               "writes": _writes_summary(r, cfg), "counters": dict(r.counters),
+               "cells_changed": r.cells_changed.tolist()}
+        if tag == "steady":
+            out.update(res)
+            out["layers"] = _layers(trace, r, cfg)
+        else:
+            out["cold_start"] = res
+    wlb = write_time_bound(trace, cfg, opts.diff_write)
+    out["lower_bound"] = {
+        "cycles": max(ideal, wlb), "compute_cycles": ideal, "write_cycles": wlb,
+        "write_energy_j": steady.write_energy_lb_pj * 1e-12,
+        "assumptions": [
+            "cycles >= the all-weights-resident compute time (execute path serial, one round per layer)",
+            "cycles >= the least write time: every tile written once per inference through one DRAM channel "
+            "and the chip's write drivers, each row at least a read (differential) or set-up + reset (blind)",
+            "write energy >= the least energy of the same writes over the per-column encodings of the family, "
+            "given the placement and cell contents of this run",
+        ],
+    }
+    out["options"] = {k: getattr(opts, k) for k in ("overlap", "reencode", "diff_write", "placement",
+                                                   "bank_select", "lookahead", "family", "double_buffer")}
+    out["area_mm2"] = area_mm2(cfg)
+    out["program"] = {"writes": len(prog.writes), "executes": len(prog.execs),
+                      "rounds": prog.notes["placement"]["rounds"],
+                      "similarity_placed_rounds": prog.notes["placement"]["similarity_better"]}
+    return out

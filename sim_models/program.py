@@ -1,0 +1,166 @@
+"""The program the offline scheduler emits and the controller executes (docs/architecture.md §9).
+
+Instructions name work and dependencies, never cycles. :func:`assemble` derives the dependency
+fields (``need_gen`` of every COMPUTE tile entry, the WAR minimum of every WRITE's ``wait_exec``)
+from program order; :func:`validate` checks the v1 rules of §9.6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aras.errors import ArasError
+
+from .tiling import LayerTiling, Tile
+
+VOPS = {"maxpool": 0, "avgpool": 1, "gap": 2, "add": 3, "clamp": 4, "leaky": 5}
+PMODE_COMPLETE, PMODE_FIRST, PMODE_MIDDLE, PMODE_LAST = 0, 1, 2, 3
+
+
+@dataclass
+class Write:
+    tile: Tile
+    xbar: int
+    dram_addr: int
+    family: str
+    mode: int  # 0 blind, 1 differential
+    flags: np.ndarray  # (wcols,) bool: per weight column encoding alternative
+    weights: np.ndarray  # (rows, wcols) int8: the tile's DRAM image (model-side view)
+    wait_exec: int = 0
+    barrier: bool = False
+
+    @property
+    def layer(self) -> int:
+        return self.tile.layer
+
+
+@dataclass
+class TileEntry:
+    xbar: int
+    tag: tuple[int, int, int, int]
+    rows: int
+    cphys: int  # physical columns used
+    family: str
+    need_gen: int = 0
+
+
+@dataclass
+class BlockEntry:
+    g: int
+    c: int
+    ncols: int  # output channels of the block
+    pmode: int = PMODE_COMPLETE
+    psum: str | None = None  # psum tensor name for split blocks
+
+
+@dataclass
+class Compute:
+    layer: int
+    round: int
+    tiles: list[TileEntry]
+    blocks: list[BlockEntry]
+    bank_on: tuple[int, ...] = ()
+    bank_off: tuple[int, ...] = ()
+
+
+@dataclass
+class Vector:
+    layer: int
+    vop: int
+    bank_on: tuple[int, ...] = ()
+    bank_off: tuple[int, ...] = ()
+
+
+@dataclass
+class Host:
+    layer: int
+    bank_on: tuple[int, ...] = ()
+    bank_off: tuple[int, ...] = ()
+
+
+@dataclass
+class TensorAlloc:
+    name: str
+    item_bytes: int
+    banks: tuple[int, ...]  # banks owned while live
+    base: int  # byte address
+    alias_of: str | None = None
+    dtype: str = "int8"
+
+
+@dataclass
+class Program:
+    mode: str
+    batch: int
+    instrs: list  # program order: Write / Compute / Vector / Host
+    tilings: dict[int, LayerTiling]
+    tensors: dict[str, TensorAlloc] = field(default_factory=dict)
+    banks_init: tuple[int, ...] = ()
+    gbuf_adaptive: bool = True
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def writes(self) -> list[Write]:
+        return [i for i in self.instrs if isinstance(i, Write)]
+
+    @property
+    def execs(self) -> list:
+        return [i for i in self.instrs if not isinstance(i, Write)]
+
+
+def assemble(prog: Program) -> Program:
+    """Fill ``need_gen`` and raise each WRITE's ``wait_exec`` to its WAR minimum (in place)."""
+    gen: dict[int, int] = {}
+    last_compute: dict[int, int] = {}  # xbar -> execute index of the last COMPUTE naming it
+    e = 0
+    for ins in prog.instrs:
+        if isinstance(ins, Write):
+            war = last_compute.get(ins.xbar, -1) + 1
+            ins.wait_exec = max(ins.wait_exec, war)
+            gen[ins.xbar] = gen.get(ins.xbar, 0) + 1
+        else:
+            if isinstance(ins, Compute):
+                for te in ins.tiles:
+                    te.need_gen = gen.get(te.xbar, 0)
+                    last_compute[te.xbar] = e
+            e += 1
+    validate(prog)
+    return prog
+
+
+def validate(prog: Program) -> None:
+    """The v1 rules of docs/architecture.md §9.6; an ArasError names the instruction."""
+    history: dict[int, list[tuple]] = {}
+    e = 0
+    seen_tiles: dict[int, set] = {}
+    for n, ins in enumerate(prog.instrs):
+        if isinstance(ins, Write):
+            if ins.wait_exec > e:
+                raise ArasError(f"program: WRITE #{n}: wait_exec {ins.wait_exec} > {e} preceding execute instructions")
+            if ins.weights.shape != (ins.tile.rows, ins.tile.wcols) or ins.flags.shape != (ins.tile.wcols,):
+                raise ArasError(f"program: WRITE #{n}: weights/flags do not match the tile shape")
+            history.setdefault(ins.xbar, []).append(ins.tile.tag)
+        else:
+            if isinstance(ins, Compute):
+                blocks = {(b.g, b.c) for b in ins.blocks}
+                for te in ins.tiles:
+                    h = history.get(te.xbar, [])
+                    if te.need_gen < 1 or te.need_gen != len(h) or h[te.need_gen - 1] != te.tag:
+                        raise ArasError(f"program: COMPUTE #{n} (layer {ins.layer} round {ins.round}): crossbar "
+                                        f"{te.xbar} does not hold tile {te.tag} from a preceding WRITE")
+                    if (te.tag[1], te.tag[3]) not in blocks:
+                        raise ArasError(f"program: COMPUTE #{n}: tile {te.tag} belongs to no block of the round")
+                    s = seen_tiles.setdefault(ins.layer, set())
+                    if te.tag in s:
+                        raise ArasError(f"program: tile {te.tag} appears in two rounds")
+                    s.add(te.tag)
+                xs = [te.xbar for te in ins.tiles]
+                if len(set(xs)) != len(xs):
+                    raise ArasError(f"program: COMPUTE #{n}: a crossbar is named twice")
+            e += 1
+    for li, lt in prog.tilings.items():
+        want = {t.tag for t in lt.tiles}
+        if seen_tiles.get(li, set()) != want:
+            raise ArasError(f"program: layer {li}: rounds do not cover every tile exactly once")

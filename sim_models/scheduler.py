@@ -1,0 +1,283 @@
+"""Offline scheduler: maps a layer trace onto the resource-limited chip and emits the program
+(docs/scheduler.md explains the algorithm; docs/architecture.md §9 the program).
+
+Per crossbar layer: tile (``tiling``), group output blocks into rounds that fit the chip (a block
+larger than the chip is split over rounds with int32 partial sums spilled to the Gbuffer), place
+every round's tiles on crossbars (first-free, or similarity-aware), choose each weight column's
+encoding against what its crossbar will hold at that point (re-encoding), and emit WRITEs then
+the COMPUTE. The write stream runs ahead of execution as far as the interlocks allow, so writes of
+later layers overlap the current layer's computation (ARAS) unless overlap is switched off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from aras.config import Config
+from aras.errors import ArasError
+from aras.trace import Trace
+
+from . import gbuffer
+from .encoding import cols_per_weight
+from .program import (
+    PMODE_COMPLETE,
+    PMODE_FIRST,
+    PMODE_LAST,
+    PMODE_MIDDLE,
+    VOPS,
+    BlockEntry,
+    Compute,
+    Host,
+    Program,
+    TileEntry,
+    Vector,
+    Write,
+    assemble,
+)
+from .tiling import LayerTiling, Tile, tile_layer, tile_levels, tile_weights
+from .write_engine import WriteTables
+
+
+@dataclass(frozen=True)
+class Options:
+    """Switches of the ARAS optimizations (each off for ablation) and scheduler knobs."""
+
+    overlap: bool = True  # computation-write overlap (writes run ahead of execution)
+    reencode: bool = True  # per-column encoding choice against the cells' contents
+    diff_write: bool = True  # differential (read-before-write) instead of blind writes
+    placement: bool = True  # similarity-aware placement instead of first-free
+    bank_select: bool = True  # Gbuffer adaptive bank selection
+    lookahead: int | None = None  # max rounds a write may run ahead of execution (None: unbounded)
+    family: str = "offset"  # encoding family of every crossbar layer
+    double_buffer: str = "auto"  # big layers: rounds of the whole chip or half of it ("auto": cost model)
+
+    @staticmethod
+    def for_mode(mode: str, **kw) -> Options:
+        if mode == "baseline":
+            base = Options(overlap=False, reencode=False, diff_write=False, placement=False, bank_select=False,
+                           double_buffer="off")
+        else:
+            base = Options()
+        return replace(base, **kw)
+
+
+def scan_order(cfg: Config) -> np.ndarray:
+    """Crossbar preference order: interleaved over PEs (then APUs) so a round's tiles spread over
+    every PE's write drivers; rank[x] is the position of crossbar x."""
+    per_pe = cfg.apus_per_pe * cfg.xbars_per_apu
+    xs = np.arange(cfg.n_xbars)
+    pe, local = xs // per_pe, xs % per_pe
+    apu, xb = local // cfg.xbars_per_apu, local % cfg.xbars_per_apu
+    key = (xb * cfg.apus_per_pe + apu) * cfg.n_pe + pe
+    rank = np.empty(cfg.n_xbars, np.int64)
+    rank[np.argsort(key, kind="stable")] = np.arange(cfg.n_xbars)
+    return rank
+
+
+def compute_cycles(cfg: Config, positions: int, batch: int) -> int:
+    """Duration of one COMPUTE (§10.3)."""
+    t_mvm, c = cfg.cycles(cfg.t_read_mvm_ns), cfg.cols_per_adc
+    n = 8 * positions * batch
+    return t_mvm + (n - 1) * max(t_mvm, c) + c + cfg.post_latency
+
+
+def _rounds(lt: LayerTiling, cap: int) -> list[list[tuple[tuple[int, int], list[Tile], int]]]:
+    """Group output blocks into rounds of at most ``cap`` tiles. Returns per round a list of
+    (block, tiles, pmode); a block with more row chunks than ``cap`` is split over its own rounds."""
+    by_block: dict[tuple[int, int], list[Tile]] = {}
+    for t in lt.tiles:
+        by_block.setdefault((t.g, t.c), []).append(t)
+    rounds, cur, n = [], [], 0
+    for blk in lt.blocks():
+        ts = by_block[blk]
+        if len(ts) > cap:
+            if cur:
+                rounds.append(cur)
+                cur, n = [], 0
+            pieces = [ts[i:i + cap] for i in range(0, len(ts), cap)]
+            for i, piece in enumerate(pieces):
+                mode = PMODE_FIRST if i == 0 else PMODE_LAST if i == len(pieces) - 1 else PMODE_MIDDLE
+                rounds.append([(blk, piece, mode)])
+            continue
+        if n + len(ts) > cap:
+            rounds.append(cur)
+            cur, n = [], 0
+        cur.append((blk, ts, PMODE_COMPLETE))
+        n += len(ts)
+    if cur:
+        rounds.append(cur)
+    return rounds
+
+
+def _round_cap(lt: LayerTiling, cfg: Config, positions: int, batch: int, opts: Options) -> int:
+    """Round size: the whole chip, or half of it so that a round's writes overlap the previous
+    round's computation, whichever the cost model predicts faster (docs/scheduler.md)."""
+    X = cfg.n_xbars
+    T = len(lt.tiles)
+    if T <= X or opts.double_buffer == "off" or not opts.overlap:
+        return X
+    if opts.double_buffer == "on":
+        return X // 2
+    tb = WriteTables.of(cfg)
+    drivers = cfg.n_pe * cfg.write_drivers_per_pe
+    rows = min(cfg.xbar_rows, lt.kg)
+    w_tile = rows * (tb.t_rd + tb.t_set + (cfg.levels - 1) * tb.t_step)  # pessimistic per-tile write time
+    c_round = compute_cycles(cfg, positions, batch)
+
+    def est(cap):
+        n = -(-T // cap)
+        w = -(-cap // drivers) * w_tile
+        return n * (w + c_round) if cap == X else w + n * max(c_round, w)
+
+    return X // 2 if est(X // 2) < est(X) else X
+
+
+class _Chip:
+    """What the scheduler knows of the crossbars in program order: contents and last use."""
+
+    def __init__(self, cfg: Config, initial: np.ndarray | None):
+        self.cfg = cfg
+        shape = (cfg.n_xbars, cfg.xbar_rows, cfg.xbar_cols)
+        self.levels = np.zeros(shape, np.uint8) if initial is None else initial.copy()
+        self.last_use = np.full(cfg.n_xbars, -1, np.int64)
+        self.rank = scan_order(cfg)
+
+    def candidates(self, n: int, extra: int) -> np.ndarray:
+        order = np.lexsort((self.rank, self.last_use))
+        if n > len(order):
+            raise ArasError(f"round of {n} tiles does not fit {len(order)} crossbars")
+        cutoff = self.last_use[order[n - 1]]
+        ok = order[self.last_use[order] <= cutoff]
+        return ok[: n + extra]
+
+
+def _targets(w: np.ndarray, t: Tile, family: str, cell_bits: int, reencode: bool):
+    """Cell levels of tile ``t`` under the plain encoding and, with re-encoding, its alternative."""
+    f0 = np.zeros(t.wcols, bool)
+    new0 = tile_levels(w, t, family, f0, cell_bits)
+    return new0, (tile_levels(w, t, family, ~f0, cell_bits) if reencode else None)
+
+
+def _costs(old: np.ndarray, new0: np.ndarray, new1: np.ndarray | None, mode: int, tb: WriteTables, cpw: int):
+    """Per weight column write energy of both encodings; ``old`` may carry leading candidate axes."""
+    def per_col(new):
+        idx = (old.astype(np.int64) * tb.L + new) if mode == 1 else np.broadcast_to(new.astype(np.int64), old.shape)
+        e = tb.energy[idx].sum(axis=-2)
+        return e.reshape(e.shape[:-1] + (-1, cpw)).sum(axis=-1)
+
+    c0 = per_col(new0)
+    return c0, (per_col(new1) if new1 is not None else None)
+
+
+def _choose(c0, c1):
+    """Flags (per column: alternative cheaper) and total cost."""
+    if c1 is None:
+        return np.zeros(c0.shape, bool), c0.sum(axis=-1)
+    return c1 < c0, np.minimum(c0, c1).sum(axis=-1)
+
+
+def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None = None,
+             initial: np.ndarray | None = None) -> Program:
+    """Emit the program of ``trace`` on ``cfg``. ``initial``: crossbar levels at cycle 0 (None = cold)."""
+    if mode not in ("aras", "baseline"):
+        raise ArasError(f"unknown scheduling mode {mode!r} (aras, baseline)")
+    opts = opts or Options.for_mode(mode)
+    B = cfg.batch
+    tb = WriteTables.of(cfg)
+    wmode = 1 if opts.diff_write else 0
+    chip = _Chip(cfg, initial)
+    instrs: list = []
+    tilings: dict[int, LayerTiling] = {}
+    n_exec = 0
+    round_exec: list[int] = []  # execute index of every COMPUTE, in order (look-ahead)
+    dram = 0
+    placement_stats = {"rounds": 0, "similarity_better": 0}
+    for li, ly in enumerate(trace.layers):
+        if ly.op in ("reshape", "flatten"):
+            continue
+        if ly.on_host:
+            instrs.append(Host(li))
+            n_exec += 1
+            continue
+        if not ly.on_crossbars:
+            instrs.append(Vector(li, VOPS[ly.op]))
+            n_exec += 1
+            continue
+        lt = tile_layer(li, ly, cfg, opts.family)
+        tilings[li] = lt
+        out = trace.tensors[ly.output].shape
+        P = out[1] * out[2] if ly.op == "conv2d" else int(np.prod(out[:-1]))
+        cap = _round_cap(lt, cfg, P, B, opts)
+        cpw = cols_per_weight(opts.family, cfg.slices)
+        for r_i, rnd in enumerate(_rounds(lt, cap)):
+            tiles = [t for _, ts, _ in rnd for t in ts]
+            ws = [tile_weights(ly, lt, t, cfg.xbar_rows) for t in tiles]
+            targets = [_targets(w, t, opts.family, cfg.cell_bits, opts.reencode)
+                       for t, w in zip(tiles, ws, strict=True)]
+            assign = _place(chip, tiles, targets, opts, wmode, tb, cpw)
+            placement_stats["rounds"] += 1
+            placement_stats["similarity_better"] += int(assign[1])
+            wait = 0
+            if not opts.overlap:
+                wait = n_exec
+            elif opts.lookahead is not None and len(round_exec) >= opts.lookahead:
+                wait = round_exec[len(round_exec) - opts.lookahead] + 1
+            entries = []
+            for t, w, (new0, new1), x in zip(tiles, ws, targets, assign[0], strict=True):
+                old = chip.levels[x, : t.rows, : new0.shape[1]]
+                flags, _ = _choose(*_costs(old, new0, new1, wmode, tb, cpw))
+                new = new0 if new1 is None else np.where(np.repeat(flags, cpw)[None, :], new1, new0)
+                chip.levels[x, : t.rows, : new.shape[1]] = new
+                instrs.append(Write(t, int(x), dram, opts.family, wmode, flags, w, wait_exec=wait,
+                                    barrier=not opts.overlap))
+                dram += t.rows * t.wcols
+                entries.append(TileEntry(int(x), t.tag, t.rows, t.wcols * cpw, opts.family))
+            blocks = []
+            for (g, c), _, pm in rnd:
+                ncols = len(gbuffer._block_channels(lt, g, c))
+                psum = f"psum:{ly.name}:{g}:{c}" if pm != PMODE_COMPLETE else None
+                blocks.append(BlockEntry(g, c, ncols, pm, psum))
+            instrs.append(Compute(li, r_i, entries, blocks))
+            for x in assign[0]:
+                chip.last_use[x] = n_exec
+            round_exec.append(n_exec)
+            n_exec += 1
+    prog = Program(mode, B, instrs, tilings, gbuf_adaptive=opts.bank_select,
+                   notes={"options": opts, "placement": placement_stats})
+    gbuffer.allocate(prog, trace, cfg)
+    return assemble(prog)
+
+
+def _place(chip: _Chip, tiles: list[Tile], targets: list, opts: Options, wmode: int, tb: WriteTables,
+           cpw: int) -> tuple[list[int], bool]:
+    """Crossbars for a round's tiles. First-free takes the earliest-free crossbars in scan order;
+    similarity-aware placement greedily gives each tile the candidate whose contents it matches best
+    (on sampled rows), among crossbars free no later than first-free's, and is kept only if its exact
+    write energy for the round is lower."""
+    n = len(tiles)
+    cand = chip.candidates(n, min(n, 32) if opts.placement else 0)
+    first_free = [int(x) for x in cand[:n]]
+    if not opts.placement or len(cand) == n:
+        return first_free, False
+    step = max(1, chip.cfg.xbar_rows // 16)
+    free = np.array(cand)
+    greedy = []
+    for t, (new0, new1) in zip(tiles, targets, strict=True):
+        c = new0.shape[1]
+        old = chip.levels[free][:, : t.rows : step, :c]
+        _, cost = _choose(*_costs(old, new0[::step], None if new1 is None else new1[::step], wmode, tb, cpw))
+        k = int(np.argmin(cost))
+        greedy.append(int(free[k]))
+        free = np.delete(free, k)
+
+    def exact(assign):
+        tot = 0.0
+        for t, (new0, new1), x in zip(tiles, targets, assign, strict=True):
+            tot += float(_choose(*_costs(chip.levels[x, : t.rows, : new0.shape[1]], new0, new1, wmode, tb, cpw))[1])
+        return tot
+
+    if exact(greedy) < exact(first_free):
+        return greedy, True
+    return first_free, False
