@@ -126,9 +126,10 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
                                  "Gbuffer traffic and static energy not counted (compute bound)"])
     opts = opts or Options.for_mode(mode)
     # Steady state: plan against the contents a previous inference leaves, then measure exactly.
-    p_cold = schedule(trace, cfg, mode, opts)
-    r0 = run(p_cold, trace, cfg)
-    prog = schedule(trace, cfg, mode, opts, initial=r0.final_levels)
+    # (the scheduler tracks cell contents in program order, so its final contents are the end state)
+    cache: dict = {}
+    p_cold = schedule(trace, cfg, mode, opts, cache=cache)
+    prog = schedule(trace, cfg, mode, opts, initial=p_cold.notes["final_levels"], cache=cache)
     cold = run(prog, trace, cfg)
     steady = run(prog, trace, cfg, cold.final_levels)
     out = dict(common)

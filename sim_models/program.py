@@ -30,10 +30,31 @@ class Write:
     weights: np.ndarray  # (rows, wcols) int8: the tile's DRAM image (model-side view)
     wait_exec: int = 0
     barrier: bool = False
+    # Model-side caches (not part of the instruction word): target levels of the tile under the plain
+    # encoding of the family and under its alternative (None until needed).
+    levels0: np.ndarray | None = None
+    levels1: np.ndarray | None = None
 
     @property
     def layer(self) -> int:
         return self.tile.layer
+
+    def targets(self, cell_bits: int) -> tuple[np.ndarray, np.ndarray]:
+        from .tiling import tile_levels
+
+        if self.levels0 is None:
+            self.levels0 = tile_levels(self.weights, self.tile, self.family, np.zeros(self.tile.wcols, bool), cell_bits)
+        if self.levels1 is None:
+            self.levels1 = tile_levels(self.weights, self.tile, self.family, np.ones(self.tile.wcols, bool), cell_bits)
+        return self.levels0, self.levels1
+
+    def levels(self, cell_bits: int, slices: int) -> np.ndarray:
+        """Target cell levels with this WRITE's flags."""
+        from .encoding import cols_per_weight
+
+        l0, l1 = self.targets(cell_bits)
+        cpw = cols_per_weight(self.family, slices)
+        return np.where(np.repeat(self.flags, cpw)[None, :], l1, l0)
 
 
 @dataclass

@@ -16,10 +16,10 @@ from aras.config import Config
 from aras.trace import Trace
 
 from . import gbuffer
+from .encoding import cols_per_weight
 from .program import PMODE_COMPLETE, PMODE_LAST, Compute, Host, Program, Vector, Write
 from .scheduler import compute_cycles
-from .tiling import tile_levels
-from .write_engine import WriteTables, write_tile
+from .write_engine import WriteTables, column_costs, write_tile
 
 COUNTERS = ("rows_written", "rows_skipped", "cells_written_blind", "row_reads_before_write",
             "cells_read_before_write", "adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops",
@@ -91,7 +91,6 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
     energy = energy_lb = 0.0
     bank_events = []
     last_finish = 0
-    cpw_cache = {}
     for ins in prog.instrs:
         if isinstance(ins, Write):
             t, x = ins.tile, ins.xbar
@@ -110,7 +109,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             pe_bstart[p] = b_start
             d = next(i for i, v in enumerate(d_free) if v <= b_start)
             # the row writes themselves
-            new = tile_levels(ins.weights, t, ins.family, ins.flags, cfg.cell_bits)
+            new = ins.levels(cfg.cell_bits, cfg.slices)
             c = new.shape[1]
             old = levels[x, : t.rows, :c]
             tw = write_tile(old, new, ins.mode, tb)
@@ -123,7 +122,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             xbar_bfin[x] = bfin_x
             e_w = tw.energy_pj(tb)
             energy += e_w
-            energy_lb += _least_energy(ins, old, tb, cfg, cpw_cache)
+            energy_lb += _least_energy(ins, old, tb, cfg)
             wear[x, : t.rows, :c] += tw.programmed.astype(np.uint32)
             levels[x, : t.rows, :c] = new
             changed += tw.cells_changed
@@ -189,19 +188,13 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
     return Run(cycles, cnt, changed.reshape(L, L), layers, levels, wear, energy, energy_lb, e_times, w_times)
 
 
-def _least_energy(ins: Write, old: np.ndarray, tb: WriteTables, cfg: Config, cache) -> float:
+def _least_energy(ins: Write, old: np.ndarray, tb: WriteTables, cfg: Config) -> float:
     """Least write energy of this WRITE over its family's encodings (per column), same old contents."""
-    from .encoding import cols_per_weight
-    from .write_engine import column_costs
-
     t = ins.tile
     cpw = cols_per_weight(ins.family, cfg.slices)
-    f0 = np.zeros(t.wcols, bool)
-    costs = []
-    for f in (f0, ~f0):
-        new = tile_levels(ins.weights, t, ins.family, f, cfg.cell_bits)
-        costs.append(column_costs(old, new, ins.mode, tb).reshape(t.wcols, cpw).sum(axis=1))
-    fixed = (t.rows * old.shape[1] * tb.e_cell_read) if ins.mode == 1 else (t.rows * old.shape[1] * tb.e_reset)
+    costs = [column_costs(old, new, ins.mode, tb).reshape(t.wcols, cpw).sum(axis=1)
+             for new in ins.targets(cfg.cell_bits)]
+    fixed = t.rows * old.shape[1] * (tb.e_cell_read if ins.mode == 1 else tb.e_reset)
     return float(np.minimum(*costs).sum() + fixed)
 
 

@@ -24,13 +24,15 @@ class WriteTables:
     t_rst: int
     e_reset: float
     e_cell_read: float
+    energy32: np.ndarray  # float32 copy of ``energy`` for fast ranking in the scheduler
 
     @staticmethod
     def of(cfg: Config) -> WriteTables:
         return WriteTables(cfg.levels, np.asarray(cfg.write_pulses, np.int64).ravel(),
                            np.asarray(cfg.write_energy_pj, np.float64).ravel(), cfg.cycles(cfg.t_read_ns),
                            cfg.cycles(cfg.t_write_setup_ns), cfg.cycles(cfg.t_pulse_ns) + cfg.cycles(cfg.t_verify_ns),
-                           cfg.cycles(cfg.t_reset_ns), cfg.e_reset_pj, cfg.e_cell_read_pj)
+                           cfg.cycles(cfg.t_reset_ns), cfg.e_reset_pj, cfg.e_cell_read_pj,
+                           np.asarray(cfg.write_energy_pj, np.float32).ravel())
 
 
 @dataclass
@@ -60,23 +62,24 @@ def write_tile(old: np.ndarray, new: np.ndarray, mode: int, tb: WriteTables) -> 
     rows, c = new.shape
     L = tb.L
     if mode == 1:
-        idx = old.astype(np.int64) * L + new
+        idx = old * np.uint8(L) + new  # uint8: L*L <= 256
         changed = old != new
-        p = np.where(changed, tb.pulses[idx], 0)
         any_changed = changed.any(axis=1)
-        row_cycles = tb.t_rd + np.where(any_changed, tb.t_set + p.max(axis=1, initial=0) * tb.t_step, 0)
-        hist = np.bincount(idx[changed], minlength=L * L)
+        maxp = tb.pulses[idx].max(axis=1, initial=0)  # the diagonal has 0 pulses
+        row_cycles = tb.t_rd + np.where(any_changed, tb.t_set + maxp * tb.t_step, 0)
+        hist = np.bincount(idx.ravel(), minlength=L * L)
+        hist[:: L + 1] = 0  # unchanged cells are not programmed
         nw = int(any_changed.sum())
         return TileWrite(row_cycles, hist, nw, rows - nw, 0, rows, rows * c, changed)
-    idx = new.astype(np.int64)  # row 0 of the tables: programming up from level 0
-    p0 = tb.pulses[idx]
+    p0 = tb.pulses[new]  # row 0 of the tables: programming up from level 0
     row_cycles = tb.t_set + tb.t_rst + p0.max(axis=1, initial=0) * tb.t_step
-    hist = np.bincount(idx[new != 0], minlength=L * L)
+    hist = np.bincount(new.ravel(), minlength=L * L)
+    hist[0] = 0
     return TileWrite(row_cycles, hist, rows, 0, rows * c, 0, 0, np.ones_like(new, dtype=bool))
 
 
 def column_costs(old: np.ndarray, new: np.ndarray, mode: int, tb: WriteTables) -> np.ndarray:
     """Write energy (pJ) per physical column of writing ``new`` over ``old`` (flag choice helper).
     Constant terms (reads, resets) are the same for every encoding and left out."""
-    idx = (old.astype(np.int64) * tb.L + new) if mode == 1 else new.astype(np.int64)
+    idx = (old * np.uint8(tb.L) + new) if mode == 1 else new
     return tb.energy[idx].sum(axis=0)
