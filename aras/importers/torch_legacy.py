@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import struct
 import zipfile
 from collections import OrderedDict
@@ -29,6 +30,7 @@ from ..errors import ArasError
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
+MAX_ELEMENTS = 1 << 31  # per tensor; far above any model this project runs
 
 # torch storage type name -> little-endian numpy dtype (None: known but not supported here).
 STORAGE_DTYPES: dict[str, str | None] = {
@@ -144,7 +146,15 @@ class _Unpickler(pickle.Unpickler):
 
 
 def _unpickle(f, source: str, what: str, up: _Unpickler | None = None):
+    """Load one pickle from ``f``, after a structural scan of it that needs no allocation."""
     try:
+        start = f.tell()
+        # pickletools reads every opcode argument with bounded reads; pickle's own loader would
+        # allocate a protocol-5 bytearray of any declared length before noticing the truncation.
+        for op, _arg, _pos in pickletools.genops(f):
+            if op.proto > 4:
+                raise ArasError(f"{source}: {what} uses pickle opcode {op.name}, which a state dict never contains")
+        f.seek(start)
         return (up or _Unpickler(f, source)).load()
     except ArasError:
         raise
@@ -169,6 +179,10 @@ def _materialize(obj, data: dict[str, np.ndarray], source: str) -> dict[str, np.
         if 0 in t.size:
             out[name] = np.zeros(t.size, dtype=base.dtype.newbyteorder("="))
             continue
+        count = int(np.prod(t.size, dtype=object))
+        if count > MAX_ELEMENTS:  # broadcast (stride-0) views could otherwise claim any size
+            raise ArasError(f"{source}: tensor {name!r} has {count} elements (size {t.size}); at most "
+                            f"{MAX_ELEMENTS} are supported")
         last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride, strict=True))
         if last >= len(base):
             raise ArasError(f"{source}: tensor {name!r} (offset {t.offset}, size {t.size}, stride "
@@ -232,8 +246,9 @@ def _load_zip(data: bytes, source: str) -> dict[str, np.ndarray]:
         prefix = pkl[0][: -len("data.pkl")]
         if f"{prefix}byteorder" in names and z.read(f"{prefix}byteorder").strip() != b"little":
             raise ArasError(f"{source}: only little-endian torch files are supported")
-        up = _Unpickler(io.BytesIO(z.read(pkl[0])), source)
-        obj = _unpickle(None, source, "state dict", up)
+        f = io.BytesIO(z.read(pkl[0]))
+        up = _Unpickler(f, source)
+        obj = _unpickle(f, source, "state dict", up)
         arrays = {}
         for k, st in up.storages.items():
             member = f"{prefix}data/{k}"
@@ -244,7 +259,9 @@ def _load_zip(data: bytes, source: str) -> dict[str, np.ndarray]:
                 raise ArasError(f"{source}: storage {k!r} has {len(raw)} bytes, expected "
                                 f"{st.numel * np.dtype(st.dtype).itemsize}")
             arrays[k] = np.frombuffer(raw, dtype=st.dtype)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as e:
+    except ArasError:
+        raise
+    except Exception as e:  # bad zip directory, CRC, compression, truncated members
         raise ArasError(f"{source}: corrupt torch zip archive ({e})") from None
     return _materialize(obj, arrays, source)
 

@@ -75,7 +75,7 @@ def test_folding_when_k_and_n_are_not_multiples():
 
 
 def test_grouped_conv_costs_more_than_dense_with_same_macs():
-    cfg, t = TINY, TpuConfig(rows=32, cols=32)
+    cfg, t = TINY, TpuConfig(rows=32, cols=32, pack_groups=False)  # SCALE-Sim's one group per fold
     dw = simulate_tpu(_conv(8, 8, 6, groups=8), cfg, t)  # depthwise: K_g = 9, N_g = 1, 8 groups
     dense = simulate_tpu(_conv(1, 8, 6), cfg, t)  # K = 72, N = 1: same 72 MACs per position
     assert dw["macs"] == dense["macs"] == 72 * 16
