@@ -107,18 +107,23 @@ def cmd_import_onnx(args) -> int:
     return 0
 
 
-def cmd_simulate(args) -> int:
+def _opts_from_args(args):
+    from sim_models.scheduler import Options
+
+    kw = {k: False for k, flag in (("overlap", "no_overlap"), ("reencode", "no_reencode"),
+                                   ("diff_write", "no_diff_write"), ("placement", "no_placement"),
+                                   ("bank_select", "no_bank_select")) if getattr(args, flag)}
+    if args.lookahead is not None:
+        kw["lookahead"] = args.lookahead
+    if args.mode != "aras" and kw:
+        raise ArasError(f"the --no-* switches and --lookahead ablate ARAS optimizations; not for --mode {args.mode}")
+    return Options.for_mode(args.mode, **kw) if args.mode in ("aras", "baseline") else None
+
+
+def _functional(tr, cfg, args, report, arrays) -> None:
     from sim_models import functional
     from sim_models.quant import dequantize
 
-    from . import config as C
-    from .trace import check_fits
-
-    cfg = C.load(args.config)
-    if args.batch:
-        cfg = cfg.replace(batch=args.batch)
-    tr = load_trace_or_model(args.model, progress=True)
-    check_fits(tr, cfg)
     labels = None
     if args.inputs:
         xq = tr.quantize_input(_load_npy(args.inputs, "inputs"), source=args.inputs)
@@ -130,8 +135,8 @@ def cmd_simulate(args) -> int:
         xq = xq[: args.limit]
         labels = None if labels is None else labels[: args.limit]
     out = functional.run(tr, cfg, xq, progress=True)
-    arrays, report = {}, {"mode": "functional", "model": tr.name, "config": cfg.name, "weights": tr.weights,
-                          "notes": tr.notes, "samples": int(len(xq)), "outputs": {}}
+    report["samples"] = int(len(xq))
+    report["outputs"] = {}
     for i, name in enumerate(tr.outputs):
         sfx = "" if i == 0 else f"_{i}"
         t = tr.tensors[name]
@@ -140,23 +145,54 @@ def cmd_simulate(args) -> int:
                        f"output_scale{sfx}": np.float32(t.scale), f"output_zero_point{sfx}": np.int32(t.zero_point)})
         report["outputs"][name] = {"shape": list(q.shape), "scale": t.scale, "zero_point": t.zero_point,
                                    "sum_q": int(q.astype(np.int64).sum())}
-    from sim_models import host
-
-    host_layers = [ly for ly in tr.layers if ly.on_host]
-    report["host_work"] = {
-        "layers": [f"{ly.name} ({ly.op})" for ly in host_layers],
-        "flops_per_sample": int(sum(host.flops(ly, [tr.tensors[t] for t in ly.inputs]) for ly in host_layers)),
-    }
-    print(f"{tr.name}: {len(xq)} samples through the functional model on config {cfg.name} "
+    print(f"{tr.name}: {len(xq)} samples through the bit-exact functional model on config {cfg.name} "
           f"(weights: {tr.weights}{'; ' + tr.notes if tr.notes else ''})")
-    if host_layers:
-        print(f"host work: {len(host_layers)} layers ({', '.join(sorted({ly.op for ly in host_layers}))}), "
-              f"{report['host_work']['flops_per_sample']:,} FLOPs per sample")
     if labels is not None:
         pred = out[tr.outputs[0]].reshape(len(xq), -1).argmax(axis=1)
         acc = float((pred == labels).mean())
         report["accuracy"] = acc
         print(f"accuracy: {100 * acc:.2f} % ({int((pred == labels).sum())}/{len(labels)})")
+
+
+def _print_perf(r: dict) -> None:
+    e = r["energy_j"]
+    line = f"{r['mode']}: {r['cycles']:,} cycles ({r['latency_s'] * 1e3:.3f} ms), energy {e['total'] * 1e6:.2f} uJ"
+    if r.get("writes"):
+        w = r["writes"]
+        line += (f", write {e['write'] * 1e6:.2f} uJ; rows written {w['rows_written']:,}, skipped "
+                 f"{w['rows_skipped']:,}; cells changed {w['cells_changed']:,}")
+    print(line)
+    if "lower_bound" in r:
+        lb = r["lower_bound"]
+        print(f"lower bound: {lb['cycles']:,} cycles, write energy {lb['write_energy_j'] * 1e6:.2f} uJ")
+    if r.get("host_work", {}).get("layers"):
+        h = r["host_work"]
+        print(f"host work: {h['layers']} layers ({', '.join(h['ops'])}), {h['flops_per_sample']:,} FLOPs per sample "
+              "(not timed)")
+
+
+def cmd_simulate(args) -> int:
+    from . import config as C
+    from .trace import check_fits
+
+    cfg = C.load(args.config)
+    if args.batch:
+        cfg = cfg.replace(batch=args.batch)
+    opts = _opts_from_args(args)
+    tr = load_trace_or_model(args.model, progress=True)
+    check_fits(tr, cfg)
+    report: dict = {}
+    arrays: dict = {}
+    if args.inputs or args.outputs or (tr.labels is not None and not args.perf_only):
+        _functional(tr, cfg, args, report, arrays)
+    if not args.functional_only:
+        from sim_models.perf import simulate
+
+        perf = simulate(tr, cfg, args.mode, opts)
+        _print_perf(perf)
+        report = {**perf, **report}
+    else:
+        report.update(mode="functional", model=tr.name, config=cfg.name, weights=tr.weights, notes=tr.notes)
     if args.outputs:
         def write_npz(p: Path):
             with open(p, "wb") as f:  # a file object: np.savez would append ".npz" to a path
@@ -165,9 +201,19 @@ def cmd_simulate(args) -> int:
         _atomic_write(Path(args.outputs), write_npz)
         print(f"wrote {args.outputs}")
     if args.json:
-        _atomic_write(Path(args.json), lambda p: p.write_text(json.dumps(report, indent=1) + "\n"))
+        _atomic_write(Path(args.json), lambda p: p.write_text(json.dumps(report, indent=1, default=_jsonable) + "\n"))
         print(f"wrote {args.json}")
     return 0
+
+
+def _jsonable(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,6 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="write a JSON report")
     s.add_argument("--limit", type=int, help="use only the first N inputs")
     s.add_argument("--batch", type=int, help="override the config's batch size")
+    s.add_argument("--mode", default="aras", choices=("aras", "baseline", "ideal", "tpu"),
+                   help="architecture model (default aras)")
+    for flag, what in (("overlap", "computation-write overlap"), ("reencode", "weight re-encoding"),
+                       ("diff-write", "differential writes"), ("placement", "similarity-aware placement"),
+                       ("bank-select", "Gbuffer adaptive bank selection")):
+        s.add_argument(f"--no-{flag}", action="store_true", help=f"ablation: switch off {what}")
+    s.add_argument("--lookahead", type=int, help="max rounds writes may run ahead of execution")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--perf-only", action="store_true", help="skip the functional (output values) run")
+    g.add_argument("--functional-only", action="store_true", help="skip the cycle/energy model")
     s.set_defaults(fn=cmd_simulate)
     return ap
 

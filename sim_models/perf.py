@@ -104,7 +104,8 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
     common = {
         "mode": mode, "model": trace.name, "config": cfg.name, "weights": trace.weights, "notes": trace.notes,
         "batch": cfg.batch,
-        "host_work": {"layers": len(host_layers),
+        "host_work": {"layers": len(host_layers), "ops": sorted({ly.op for ly in host_layers}),
+                      "names": [ly.name for ly in host_layers],
                       "flops_per_sample": int(sum(host.flops(ly, [trace.tensors[t] for t in ly.inputs])
                                                   for ly in host_layers))},
     }

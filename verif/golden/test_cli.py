@@ -42,7 +42,8 @@ def test_simulate_outputs_and_json(tmp_path, trace_dir, capsys):
     assert "accuracy:" in out and "weights: synthetic" in out and "host work: 1 layers (softmax)" in out
     import json
     rep = json.loads(js.read_text())
-    assert rep["weights"] == "synthetic" and rep["host_work"]["layers"] == ["sm (softmax)"]
+    assert rep["weights"] == "synthetic" and rep["host_work"]["names"] == ["sm"] and rep["mode"] == "aras"
+    assert rep["cycles"] > rep["lower_bound"]["cycles"] > 0 and rep["energy_j"]["total"] > rep["energy_j"]["write"]
     assert rep["host_work"]["flops_per_sample"] == 25
     z = np.load(npz)
     assert set(z.files) == {"output", "output_q", "output_scale", "output_zero_point",
