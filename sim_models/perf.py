@@ -137,6 +137,8 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
     for tag, r in (("steady", steady), ("cold", cold)):
         e = energy_breakdown(r.counters, r.write_energy_pj, cfg)
         res = {"cycles": r.cycles, "latency_s": r.cycles / (cfg.clock_ghz * 1e9), "energy_j": e,
+               "write_energy_detail_j": {"program": (r.write_energy_pj - r.write_read_pj) * 1e-12,
+                                         "read_before_write": r.write_read_pj * 1e-12},
                "writes": _writes_summary(r, cfg), "counters": dict(r.counters),
                "cells_changed": r.cells_changed.tolist()}
         if tag == "steady":

@@ -37,7 +37,7 @@ from .program import (
     assemble,
 )
 from .tiling import LayerTiling, Tile, tile_layer, tile_levels, tile_weights
-from .write_engine import WriteTables
+from .write_engine import WriteTables, column_costs
 
 
 @dataclass(frozen=True)
@@ -160,12 +160,11 @@ def _targets(w: np.ndarray, t: Tile, family: str, cell_bits: int, reencode: bool
     return new0, (tile_levels(w, t, family, ~f0, cell_bits) if reencode else None)
 
 
-def _costs(old: np.ndarray, new0: np.ndarray, new1: np.ndarray | None, mode: int, tb: WriteTables, cpw: int):
+def _costs(old: np.ndarray, new0: np.ndarray, new1: np.ndarray | None, mode: int, tb: WriteTables, cpw: int,
+           exact: bool = True):
     """Per weight column write energy of both encodings; ``old`` may carry leading candidate axes."""
     def per_col(new):
-        # uint8 indices (L*L <= 256) keep the table lookup cheap
-        idx = (old * np.uint8(tb.L) + new) if mode == 1 else np.broadcast_to(new, old.shape)
-        e = tb.energy32[idx].sum(axis=-2)  # fancy indexing with uint8 indices: ~5x faster than take
+        e = column_costs(old, new, mode, tb, exact)
         return e.reshape(e.shape[:-1] + (-1, cpw)).sum(axis=-1)
 
     c0 = per_col(new0)
@@ -284,7 +283,8 @@ def _place(chip: _Chip, tiles: list[Tile], targets: list, opts: Options, wmode: 
     for i, (t, (new0, new1)) in enumerate(zip(tiles, targets, strict=True)):
         opts_x = np.array([first_free[i]] + pool)
         old = chip.levels[opts_x, : t.rows : step, : new0.shape[1]]  # copies only the sampled rows
-        _, cost = _choose(*_costs(old, new0[::step], None if new1 is None else new1[::step], wmode, tb, cpw))
+        _, cost = _choose(*_costs(old, new0[::step], None if new1 is None else new1[::step], wmode, tb, cpw,
+                                  exact=False))
         k = int(np.argmin(cost))
         greedy.append(int(opts_x[k]))
         if k > 0:

@@ -49,6 +49,7 @@ class Run:
     wear: np.ndarray  # per-cell program count in this run
     write_energy_pj: float
     write_energy_lb_pj: float  # least write energy over the encodings, same placement and contents
+    write_read_pj: float  # the read-before-write part of write_energy_pj
     exec_times: list[tuple[int, int]]
     write_times: list[tuple[int, int, int, int]]  # (A_start, A_fin, B_start, B_fin)
 
@@ -88,7 +89,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
     pe_heap: list[list[int]] = [[] for _ in range(cfg.n_pe)]
     drivers = [[0] * cfg.write_drivers_per_pe for _ in range(cfg.n_pe)]
     xbar_bfin: dict[int, list[int]] = {}
-    energy = energy_lb = 0.0
+    energy = energy_lb = energy_read = 0.0
     bank_events = []
     last_finish = 0
     for ins in prog.instrs:
@@ -122,6 +123,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             xbar_bfin[x] = bfin_x
             e_w = tw.energy_pj(tb)
             energy += e_w
+            energy_read += tw.read_energy_pj(tb)
             energy_lb += _least_energy(ins, old, tb, cfg)
             wear[x, : t.rows, :c] += tw.programmed.astype(np.uint32)
             levels[x, : t.rows, :c] = new
@@ -185,7 +187,8 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
     cnt["gbuf_active_bank_cycles"] = (_active_bank_cycles(prog.banks_init, bank_events, cycles)
                                       if prog.gbuf_adaptive else cfg.gbuf_banks * cycles)
     cnt["cycles"] = cycles
-    return Run(cycles, cnt, changed.reshape(L, L), layers, levels, wear, energy, energy_lb, e_times, w_times)
+    return Run(cycles, cnt, changed.reshape(L, L), layers, levels, wear, energy, energy_lb, energy_read, e_times,
+               w_times)
 
 
 def _least_energy(ins: Write, old: np.ndarray, tb: WriteTables, cfg: Config) -> float:
@@ -194,8 +197,8 @@ def _least_energy(ins: Write, old: np.ndarray, tb: WriteTables, cfg: Config) -> 
     cpw = cols_per_weight(ins.family, cfg.slices)
     costs = [column_costs(old, new, ins.mode, tb).reshape(t.wcols, cpw).sum(axis=1)
              for new in ins.targets(cfg.cell_bits)]
-    fixed = t.rows * old.shape[1] * (tb.e_cell_read if ins.mode == 1 else tb.e_reset)
-    return float(np.minimum(*costs).sum() + fixed)
+    reads = t.rows * old.shape[1] * tb.e_cell_read if ins.mode == 1 else 0.0
+    return float(np.minimum(*costs).sum() + reads)
 
 
 def _active_bank_cycles(init, events, cycles: int) -> int:
