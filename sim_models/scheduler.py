@@ -259,37 +259,27 @@ def _place(chip: _Chip, tiles: list[Tile], targets: list, opts: Options, wmode: 
     """Crossbars and encoding flags for a round's tiles.
 
     First-free takes the earliest-free crossbars in scan order. Similarity-aware placement lets each
-    tile swap its first-free crossbar for a spare one (free no later than first-free's) whose contents
-    it matches better, and is kept only if the round's exact write energy is lower. Returns
-    (crossbars, similarity placement used, per-tile flags)."""
+    tile, in order, swap its first-free crossbar for a spare one (free no later than first-free's)
+    whose contents it matches better on sampled rows; the crossbar it gives up becomes spare.
+    O(tiles x spares) per round. Returns (crossbars, any swap made, per-tile flags)."""
     n = len(tiles)
     cand = chip.candidates(n, min(n, 16) if opts.placement else 0)
-    first_free = [int(x) for x in cand[:n]]
-
-    def exact(i, x):
-        t, (new0, new1) = tiles[i], targets[i]
-        flags, cost = _choose(*_costs(chip.levels[x, : t.rows, : new0.shape[1]], new0, new1, wmode, tb, cpw))
-        return flags, float(cost)
-
-    ff = [exact(i, x) for i, x in enumerate(first_free)]
-    if not opts.placement or len(cand) == n:
-        return first_free, False, [f for f, _ in ff]
-    # Greedy swap against a pool of spare crossbars (free no later than first-free's): each tile, in
-    # order, takes the cheapest of its first-free crossbar and the pool (sampled rows); a crossbar it
-    # gives up joins the pool. O(tiles x pool) per round.
-    step = max(1, chip.cfg.xbar_rows // 16)
-    pool = [int(x) for x in cand[n:]]
-    greedy = []
-    for i, (t, (new0, new1)) in enumerate(zip(tiles, targets, strict=True)):
-        opts_x = np.array([first_free[i]] + pool)
-        old = chip.levels[opts_x, : t.rows : step, : new0.shape[1]]  # copies only the sampled rows
-        _, cost = _choose(*_costs(old, new0[::step], None if new1 is None else new1[::step], wmode, tb, cpw,
-                                  exact=False))
-        k = int(np.argmin(cost))
-        greedy.append(int(opts_x[k]))
-        if k > 0:
-            pool[k - 1] = first_free[i]
-    gr = [ff[i] if greedy[i] == first_free[i] else exact(i, greedy[i]) for i in range(n)]
-    if sum(c for _, c in gr) < sum(c for _, c in ff):
-        return greedy, True, [f for f, _ in gr]
-    return first_free, False, [f for f, _ in ff]
+    assign = [int(x) for x in cand[:n]]
+    swapped = False
+    if opts.placement and len(cand) > n:
+        step = max(1, chip.cfg.xbar_rows // 16)
+        pool = [int(x) for x in cand[n:]]
+        for i, (t, (new0, new1)) in enumerate(zip(tiles, targets, strict=True)):
+            opts_x = np.array([assign[i]] + pool)
+            old = chip.levels[opts_x, : t.rows : step, : new0.shape[1]]  # copies only the sampled rows
+            _, cost = _choose(*_costs(old, new0[::step], None if new1 is None else new1[::step], wmode, tb, cpw,
+                                      exact=False))
+            k = int(np.argmin(cost))
+            if k > 0:
+                pool[k - 1], assign[i] = assign[i], int(opts_x[k])
+                swapped = True
+    flags = []
+    for t, (new0, new1), x in zip(tiles, targets, assign, strict=True):
+        f, _ = _choose(*_costs(chip.levels[x, : t.rows, : new0.shape[1]], new0, new1, wmode, tb, cpw))
+        flags.append(f)
+    return assign, swapped, flags

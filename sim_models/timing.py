@@ -69,7 +69,10 @@ def vector_work(trace: Trace, li: int, batch: int) -> int:
     return batch * int(np.prod(out))
 
 
-def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = None) -> Run:
+def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = None,
+        lower_bound: bool = False) -> Run:
+    """Execute ``prog`` from crossbar contents ``initial`` (None: cold). ``lower_bound`` also computes the
+    least write energy over the encodings for the same placement and contents."""
     tb = WriteTables.of(cfg)
     L = cfg.levels
     levels = np.zeros((cfg.n_xbars, cfg.xbar_rows, cfg.xbar_cols), np.uint8) if initial is None else initial.copy()
@@ -124,7 +127,8 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             e_w = tw.energy_pj(tb)
             energy += e_w
             energy_read += tw.read_energy_pj(tb)
-            energy_lb += _least_energy(ins, old, tb, cfg)
+            if lower_bound:
+                energy_lb += _least_energy(ins, old, tb, cfg)
             wear[x, : t.rows, :c] += tw.programmed.astype(np.uint32)
             levels[x, : t.rows, :c] = new
             changed += tw.cells_changed
@@ -157,7 +161,10 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
                 if te.family == "offset":
                     cnt["input_sum_ops"] += n
             cnt["post_ops"] += sum(B * P * b.ncols for b in ins.blocks if b.pmode in (PMODE_COMPLETE, PMODE_LAST))
-            r, w, s = gbuffer.compute_traffic(prog, trace, cfg, ins)
+            key = ("traffic", len(e_fin))  # static per program: computed once, reused by every run
+            if key not in prog.notes:
+                prog.notes[key] = gbuffer.compute_traffic(prog, trace, cfg, ins)
+            r, w, s = prog.notes[key]
             cnt["gbuf_reads"] += r
             cnt["gbuf_writes"] += w
             cnt["psum_spill_words"] += s
