@@ -14,7 +14,16 @@ from aras.config import Config
 from aras.errors import ArasError
 from aras.trace import Trace
 
-from .program import PMODE_COMPLETE, PMODE_FIRST, PMODE_LAST, PMODE_MIDDLE, Compute, Program, TensorAlloc
+from .program import (
+    PMODE_COMPLETE,
+    PMODE_FIRST,
+    PMODE_LAST,
+    PMODE_MIDDLE,
+    Compute,
+    Program,
+    TensorAlloc,
+    positions_of,
+)
 
 
 def _item_bytes(trace: Trace, name: str) -> int:
@@ -146,10 +155,12 @@ def compute_traffic(prog: Program, trace: Trace, cfg: Config, ins: Compute) -> t
     out_shape = trace.tensors[ly.output].shape
     reads = writes = spill = 0
     P = _positions(trace, ins.layer)
-    # --- input fetch: one stream per distinct (gchunk, rchunk)
-    streams = sorted({(te.tag[1], te.tag[2]) for te in ins.tiles})
-    for g, r in streams:
+    # --- input fetch: one stream per distinct (gchunk, rchunk, copy), over the copy's positions
+    streams = sorted({(te.tag[1], te.tag[2], te.replica) for te in ins.tiles})
+    for g, r, q in streams:
         rel, valid = _row_addresses(ly, lt, g, r, cfg, in_shape, P)
+        span = positions_of(P, ins.replicas, q)
+        rel, valid = rel[span.start:span.stop], valid[span.start:span.stop]
         for b in range(B):
             words = (tin.base + b * tin.item_bytes + rel) // W
             reads += _count_words(words, valid)

@@ -49,9 +49,11 @@ def _layers(trace: Trace, r: Run, cfg: Config) -> list[dict]:
     return out
 
 
-def ideal_cycles(trace: Trace, cfg: Config) -> tuple[int, dict]:
-    """The all-weights-resident compute bound: one round per crossbar layer, vector and host ops as
-    in every mode, execute path serial; no writes."""
+def ideal_cycles(trace: Trace, cfg: Config, replicate: bool = False) -> tuple[int, dict]:
+    """The all-weights-resident compute time: one round per crossbar layer, vector and host ops as
+    in every mode, execute path serial; no writes. With ``replicate``, each layer that fits half the
+    chip computes with as many copies as the scheduler could give it (the bound of modes that
+    replicate)."""
     B = cfg.batch
     total = 0
     cnt = dict.fromkeys(("adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops", "post_ops",
@@ -62,8 +64,9 @@ def ideal_cycles(trace: Trace, cfg: Config) -> tuple[int, dict]:
     for li, ly in enumerate(trace.layers):
         if ly.on_crossbars:
             P = positions(trace, li)
-            total += compute_cycles(cfg, P, B)
             lt = tile_layer(li, ly, cfg)
+            reps = max(1, (cfg.n_xbars // 2) // len(lt.tiles)) if replicate else 1
+            total += compute_cycles(cfg, -(-P // reps), B)
             n = 8 * P * B
             for t in lt.tiles:
                 cnt["xbar_reads"] += n
@@ -166,11 +169,13 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
         else:
             out["cold_start"] = res
     wlb = write_time_bound(trace, cfg, opts.diff_write)
+    clb = ideal_cycles(trace, cfg, replicate=opts.replicate and opts.overlap)[0]
     out["lower_bound"] = {
-        "cycles": max(ideal, wlb), "compute_cycles": ideal, "write_cycles": wlb,
+        "cycles": max(clb, wlb), "compute_cycles": clb, "write_cycles": wlb,
         "write_energy_j": steady.write_energy_lb_pj * 1e-12,
         "assumptions": [
-            "cycles >= the all-weights-resident compute time (execute path serial, one round per layer)",
+            "cycles >= the all-weights-resident compute time (execute path serial, one round per layer; "
+            "with replication, each layer that fits half the chip split over the most copies it could get)",
             "cycles >= the least write time: every tile written once per inference through one DRAM channel "
             "and the chip's write drivers, each row at least a read (differential) or set-up + reset (blind)",
             "write energy >= the least energy of the same writes over the per-column encodings of the family, "
@@ -178,10 +183,12 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
         ],
     }
     out["options"] = {k: getattr(opts, k) for k in ("overlap", "reencode", "diff_write", "placement",
-                                                   "bank_select", "lookahead", "family", "double_buffer")}
+                                                   "bank_select", "lookahead", "family", "double_buffer",
+                                                   "replicate")}
     out["area_mm2"] = area_mm2(cfg)
     out["placement"] = placement_note
     out["program"] = {"writes": len(prog.writes), "executes": len(prog.execs),
                       "rounds": prog.notes["placement"]["rounds"],
-                      "similarity_placed_rounds": prog.notes["placement"]["similarity_better"]}
+                      "similarity_placed_rounds": prog.notes["placement"]["similarity_better"],
+                      "replicated_layers": prog.notes["placement"]["replicated_layers"]}
     return out

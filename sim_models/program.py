@@ -65,6 +65,7 @@ class TileEntry:
     cphys: int  # physical columns used
     family: str
     need_gen: int = 0
+    replica: int = 0  # which copy of the tile (replicated layers: positions split between copies)
 
 
 @dataclass
@@ -84,6 +85,13 @@ class Compute:
     blocks: list[BlockEntry]
     bank_on: tuple[int, ...] = ()
     bank_off: tuple[int, ...] = ()
+    replicas: int = 1  # copies of every tile; copy q computes positions positions_of(P, replicas, q)
+
+
+def positions_of(P: int, replicas: int, q: int) -> range:
+    """Positions computed by copy ``q`` of a replicated round: contiguous ranges of ceil(P / replicas)."""
+    per = -(-P // replicas)
+    return range(min(P, q * per), min(P, (q + 1) * per))
 
 
 @dataclass
@@ -173,15 +181,25 @@ def validate(prog: Program) -> None:
                                         f"{te.xbar} does not hold tile {te.tag} from a preceding WRITE")
                     if (te.tag[1], te.tag[3]) not in blocks:
                         raise ArasError(f"program: COMPUTE #{n}: tile {te.tag} belongs to no block of the round")
+                    if not 0 <= te.replica < ins.replicas:
+                        raise ArasError(f"program: COMPUTE #{n}: replica {te.replica} of {ins.replicas}")
                     s = seen_tiles.setdefault(ins.layer, set())
-                    if te.tag in s:
-                        raise ArasError(f"program: tile {te.tag} appears in two rounds")
-                    s.add(te.tag)
+                    if (te.tag, te.replica) in s:
+                        raise ArasError(f"program: tile {te.tag} copy {te.replica} appears twice")
+                    s.add((te.tag, te.replica))
+                tags = {}
+                for te in ins.tiles:
+                    tags.setdefault(te.tag, set()).add(te.replica)
+                if any(len(v) != ins.replicas for v in tags.values()):
+                    raise ArasError(f"program: COMPUTE #{n}: every tile needs exactly {ins.replicas} copies")
                 xs = [te.xbar for te in ins.tiles]
                 if len(set(xs)) != len(xs):
                     raise ArasError(f"program: COMPUTE #{n}: a crossbar is named twice")
             e += 1
     for li, lt in prog.tilings.items():
         want = {t.tag for t in lt.tiles}
-        if seen_tiles.get(li, set()) != want:
+        got = [tag for tag, _ in seen_tiles.get(li, set())]
+        if set(got) != want or len(got) != sum(
+                ins.replicas * len({te.tag for te in ins.tiles}) for ins in prog.instrs
+                if isinstance(ins, Compute) and ins.layer == li):
             raise ArasError(f"program: layer {li}: rounds do not cover every tile exactly once")

@@ -52,12 +52,13 @@ class Options:
     lookahead: int | None = None  # max rounds a write may run ahead of execution (None: unbounded)
     family: str = "offset"  # encoding family of every crossbar layer
     double_buffer: str = "auto"  # big layers: rounds of the whole chip or half of it ("auto": cost model)
+    replicate: bool = True  # copy small compute-bound layers onto spare crossbars (cost model)
 
     @staticmethod
     def for_mode(mode: str, **kw) -> Options:
         if mode == "baseline":
             base = Options(overlap=False, reencode=False, diff_write=False, placement=False, bank_select=False,
-                           double_buffer="off")
+                           double_buffer="off", replicate=False)
         else:
             base = Options()
         return replace(base, **kw)
@@ -134,6 +135,37 @@ def _round_cap(lt: LayerTiling, cfg: Config, positions: int, batch: int, opts: O
     return X // 2 if est(X // 2) < est(X) else X
 
 
+def _replicas(lt: LayerTiling, P: int, cfg: Config, opts: Options, hide: int) -> int:
+    """Copies of a single-round layer: each copy computes ceil(P / r) positions, so the round takes
+    about 1/r of the time, at the price of r times the tile writes and DRAM fetches. Chosen to minimise
+    the estimated exposed write time (what the previous round's ``hide`` compute cycles cannot cover)
+    plus compute time, using at most half the chip (the other half keeps the look-ahead writes going),
+    only when that shortens the layer by at least 20 %, and only while the extra fetches and writes
+    stay within 10 % of the layer's estimated energy (docs/scheduler.md)."""
+    if not (opts.replicate and opts.overlap):
+        return 1
+    T = len(lt.tiles)
+    r_max = (cfg.n_xbars // 2) // T
+    if r_max < 2:
+        return 1
+    tb = WriteTables.of(cfg)
+    drivers = cfg.n_pe * cfg.write_drivers_per_pe
+    rows = sum(t.rows for t in lt.tiles) / T
+    cols = cfg.xbar_cols
+    w_tile = rows * (tb.t_rd + tb.t_set + (cfg.levels - 1) * tb.t_step)
+    nbytes = sum(t.rows * t.wcols for t in lt.tiles)
+    e_layer = 8 * P * cfg.batch * T * cols * cfg.e_adc_pj + nbytes * 8 * cfg.dram_pj_per_bit
+    e_copy = nbytes * (8 * cfg.dram_pj_per_bit + 2 * cfg.e_wbuf_byte_pj) + T * rows * cols * float(
+        np.mean(tb.diff_energy if opts.diff_write else tb.energy[: tb.L] + tb.e_reset))
+
+    def est(r):
+        return max(0, -(-r * T // drivers) * w_tile - hide) + compute_cycles(cfg, -(-P // r), cfg.batch)
+
+    allowed = [r for r in range(1, r_max + 1) if (r - 1) * e_copy <= 0.1 * e_layer]
+    best = min(allowed, key=est)
+    return best if est(best) <= 0.8 * est(1) else 1
+
+
 class _Chip:
     """What the scheduler knows of the crossbars in program order: contents and last use."""
 
@@ -195,7 +227,9 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
     n_exec = 0
     round_exec: list[int] = []  # execute index of every COMPUTE, in order (look-ahead)
     dram = 0
-    placement_stats = {"rounds": 0, "similarity_better": 0}
+    dram_addr: dict = {}
+    prev_compute = 0
+    placement_stats = {"rounds": 0, "similarity_better": 0, "replicated_layers": 0}
     for li, ly in enumerate(trace.layers):
         if ly.op in ("reshape", "flatten"):
             continue
@@ -213,8 +247,12 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
         P = out[1] * out[2] if ly.op == "conv2d" else int(np.prod(out[:-1]))
         cap = _round_cap(lt, cfg, P, B, opts)
         cpw = cols_per_weight(opts.family, cfg.slices)
-        for r_i, rnd in enumerate(_rounds(lt, cap)):
-            tiles = [t for _, ts, _ in rnd for t in ts]
+        rounds = _rounds(lt, cap)
+        reps = _replicas(lt, P, cfg, opts, prev_compute) if len(rounds) == 1 else 1
+        placement_stats["replicated_layers"] += reps > 1
+        for r_i, rnd in enumerate(rounds):
+            tiles = [t for _, ts, _ in rnd for t in ts] * reps
+            copy = [q for q in range(reps) for _ in range(len(tiles) // reps)]
             for t in tiles:
                 if (t.tag, opts.family, opts.reencode) not in cache:
                     w = tile_weights(ly, lt, t, cfg.xbar_rows)
@@ -231,19 +269,22 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
             elif opts.lookahead is not None and len(round_exec) >= opts.lookahead:
                 wait = round_exec[len(round_exec) - opts.lookahead] + 1
             entries = []
-            for t, w, (new0, new1), x, flags in zip(tiles, ws, targets, assign[0], assign[2], strict=True):
+            for t, w, (new0, new1), x, flags, q in zip(tiles, ws, targets, assign[0], assign[2], copy, strict=True):
                 new = new0 if new1 is None else np.where(np.repeat(flags, cpw)[None, :], new1, new0)
                 chip.levels[x, : t.rows, : new.shape[1]] = new
-                instrs.append(Write(t, int(x), dram, opts.family, wmode, flags, w, wait_exec=wait,
+                addr = dram_addr.setdefault(t.tag, dram)  # copies of a tile share its DRAM image
+                instrs.append(Write(t, int(x), addr, opts.family, wmode, flags, w, wait_exec=wait,
                                     barrier=not opts.overlap, levels0=new0, levels1=new1))
-                dram += t.rows * t.wcols
-                entries.append(TileEntry(int(x), t.tag, t.rows, t.wcols * cpw, opts.family))
+                if addr == dram:
+                    dram += t.rows * t.wcols
+                entries.append(TileEntry(int(x), t.tag, t.rows, t.wcols * cpw, opts.family, replica=q))
             blocks = []
             for (g, c), _, pm in rnd:
                 ncols = len(gbuffer._block_channels(lt, g, c))
                 psum = f"psum:{ly.name}:{g}:{c}" if pm != PMODE_COMPLETE else None
                 blocks.append(BlockEntry(g, c, ncols, pm, psum))
-            instrs.append(Compute(li, r_i, entries, blocks))
+            instrs.append(Compute(li, r_i, entries, blocks, replicas=reps))
+            prev_compute = compute_cycles(cfg, -(-P // reps), B)
             for x in assign[0]:
                 chip.last_use[x] = n_exec
             round_exec.append(n_exec)

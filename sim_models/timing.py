@@ -17,7 +17,7 @@ from aras.trace import Trace
 
 from . import gbuffer
 from .encoding import cols_per_weight
-from .program import PMODE_COMPLETE, PMODE_LAST, Compute, Host, Program, Vector, Write
+from .program import PMODE_COMPLETE, PMODE_LAST, Compute, Host, Program, Vector, Write, positions_of
 from .scheduler import compute_cycles
 from .write_engine import WriteTables, column_costs, write_tile
 
@@ -152,9 +152,9 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
         if isinstance(ins, Compute):
             start = max([prev] + [xbar_bfin[te.xbar][te.need_gen - 1] for te in ins.tiles])
             P = positions(trace, li)
-            dur = compute_cycles(cfg, P, B)
-            n = 8 * P * B
+            dur = compute_cycles(cfg, -(-P // ins.replicas), B)
             for te in ins.tiles:
+                n = 8 * B * len(positions_of(P, ins.replicas, te.replica))
                 cnt["xbar_reads"] += n
                 cnt["dac_activations"] += n * te.rows
                 cnt["adc_conversions"] += n * te.cphys
