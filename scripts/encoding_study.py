@@ -47,6 +47,8 @@ def complement_granularity(tr, cfg) -> dict[str, float]:
         tot["per weight column"] += np.minimum(e0.reshape(-1, cpw).sum(1), e1.reshape(-1, cpw).sum(1)).sum()
         tot["per cell column"] += np.minimum(e0, e1).sum()
         levels[w.xbar, : w.tile.rows, : l0.shape[1]] = w.levels(cfg.cell_bits, cfg.slices)
+    if tot["none"] == 0:  # nothing to program (the model fits and every row is unchanged)
+        return {k: float("nan") for k in tot}
     return {k: v / tot["none"] for k, v in tot.items()}
 
 
