@@ -120,7 +120,9 @@ def _opts_from_args(args):
     return Options.for_mode(args.mode, **kw) if args.mode in ("aras", "baseline") else None
 
 
-def _functional(tr, cfg, args, report, arrays) -> None:
+def _functional(tr, cfg, args, report, arrays, prog=None) -> None:
+    """Outputs through the bit-exact functional model, with the encoding the executed program put on
+    the crossbars (it matters when the ADCs clip)."""
     from sim_models import functional
     from sim_models.quant import dequantize
 
@@ -134,7 +136,8 @@ def _functional(tr, cfg, args, report, arrays) -> None:
     if args.limit:
         xq = xq[: args.limit]
         labels = None if labels is None else labels[: args.limit]
-    out = functional.run(tr, cfg, xq, progress=True)
+    plan = functional.plan_from_program(prog, tr, cfg) if prog is not None else None
+    out = functional.run(tr, cfg, xq, plan=plan, progress=True)
     report["samples"] = int(len(xq))
     report["outputs"] = {}
     for i, name in enumerate(tr.outputs):
@@ -183,12 +186,15 @@ def cmd_simulate(args) -> int:
     check_fits(tr, cfg)
     report: dict = {}
     arrays: dict = {}
-    if args.inputs or args.outputs or (tr.labels is not None and not args.perf_only):
-        _functional(tr, cfg, args, report, arrays)
+    keep: dict = {}
+    perf = None
     if not args.functional_only:
         from sim_models.perf import simulate
 
-        perf = simulate(tr, cfg, args.mode, opts)
+        perf = simulate(tr, cfg, args.mode, opts, keep=keep)
+    if args.inputs or args.outputs or (tr.labels is not None and not args.perf_only):
+        _functional(tr, cfg, args, report, arrays, keep.get("program"))
+    if perf is not None:
         _print_perf(perf)
         report = {**perf, **report}
     else:

@@ -21,15 +21,21 @@ from aras.trace import Layer, Trace
 from . import host, vector_unit
 from .crossbar import mvm
 from .encoding import column_values, decode, encode
+from .program import Compute, Program, Write, positions_of
 from .quant import INT32_MAX, INT32_MIN, requantize
 
 
 @dataclass
 class LayerEncoding:
-    """A crossbar layer's encoding: the family, and per (group, row chunk, column) the alternative flag."""
+    """A crossbar layer's encoding: the family, and per (group, row chunk, column) the alternative flag.
+
+    A replicated layer (program COMPUTE with ``replicas`` = r) has one flag array per copy in
+    ``copies``; copy q computes the positions ``positions_of(P, r, q)`` with its own encoding, which
+    matters when the ADCs clip."""
 
     family: str = "offset"
     flags: np.ndarray | None = None  # bool (groups, row_chunks, N_g); None = all plain
+    copies: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -38,6 +44,38 @@ class EncodingPlan:
 
     def get(self, name: str) -> LayerEncoding:
         return self.layers.get(name, LayerEncoding())
+
+
+def plan_from_program(prog: Program, trace: Trace, cfg: Config) -> EncodingPlan:
+    """The encoding a program's WRITEs put on the crossbars, per layer (and per copy), for the
+    functional model: what the hardware computes with when it executes ``prog``."""
+    history: dict[int, list[Write]] = {}
+    plan = EncodingPlan()
+    for ins in prog.instrs:
+        if isinstance(ins, Write):
+            history.setdefault(ins.xbar, []).append(ins)
+            continue
+        if not isinstance(ins, Compute):
+            continue
+        ly = trace.layers[ins.layer]
+        lt = prog.tilings[ins.layer]
+        g, _, ng, chunks = geometry(ly, cfg)
+        enc = plan.layers.get(ly.name)
+        if enc is None:
+            enc = plan.layers[ly.name] = LayerEncoding(prog.writes[0].family if prog.writes else "offset",
+                                                       copies=[np.zeros((g, chunks, ng), bool)
+                                                               for _ in range(ins.replicas)])
+        for te in ins.tiles:
+            w = history[te.xbar][te.need_gen - 1]
+            enc.family = w.family
+            f = enc.copies[te.replica]
+            t = w.tile
+            if lt.packed:
+                for i in range(t.pack_g):
+                    f[t.g * lt.pack + i, 0, :] = w.flags[i * ng:(i + 1) * ng]
+            else:
+                f[t.g, t.r, t.c * lt.cw:t.c * lt.cw + t.wcols] = w.flags
+    return plan
 
 
 def geometry(ly: Layer, cfg: Config) -> tuple[int, int, int, int]:
@@ -67,40 +105,55 @@ class _CrossbarLayer:
         w = ly.arrays["weight"].astype(np.int64)
         self.groups, self.kg, self.ng, self.chunks = geometry(ly, cfg)
         self.kernel = w.shape[2:] if ly.op == "conv2d" else None
-        flags = enc.flags
         shape = (self.groups, self.chunks, self.ng)
-        if flags is None:
-            flags = np.zeros(shape, bool)
-        flags = np.asarray(flags, bool)
-        if flags.shape != shape:
-            raise ArasError(f"layer {ly.name!r}: encoding flags shape {flags.shape} != {shape}")
+        copies = enc.copies if enc.copies is not None else [enc.flags]
+        copies = [np.zeros(shape, bool) if f is None else np.asarray(f, bool) for f in copies]
+        for f in copies:
+            if f.shape != shape:
+                raise ArasError(f"layer {ly.name!r}: encoding flags shape {f.shape} != {shape}")
         if enc.family not in ("offset", "signmag"):
             raise ArasError(f"layer {ly.name!r}: unknown encoding family {enc.family!r}")
-        self.family, self.flags = enc.family, flags
+        self.family, self.copies = enc.family, copies
         wg = w.reshape(self.groups, self.ng, self.kg).transpose(0, 2, 1)  # (G, K_g, N_g)
         r = cfg.xbar_rows
-        # levels[c]: (G, rows_c, N_g * cols_per_weight) cell levels of row chunk c of every group.
-        self.levels = [
-            np.stack([encode(wg[g, c * r:(c + 1) * r], self.family, flags[g, c], cfg.cell_bits)
+        # levels[q][c]: (G, rows_c, N_g * cols_per_weight) cell levels of row chunk c of every group, copy q.
+        self.levels = [[
+            np.stack([encode(wg[g, c * r:(c + 1) * r], self.family, f[g, c], cfg.cell_bits)
                       for g in range(self.groups)])
-            for c in range(self.chunks)
-        ]
+            for c in range(self.chunks)] for f in copies]
         self.bias_hw = ly.arrays["bias"].astype(np.int64) - zx * w.reshape(w.shape[0], -1).sum(axis=1)
 
-    def __call__(self, x: np.ndarray, force_bit_serial: bool) -> np.ndarray:
-        cfg, ly = self.cfg, self.ly
-        cols, spatial = _patches(ly, x, self.zx, self.kernel)
-        b, p, _ = cols.shape
-        xg = cols.reshape(b * p, self.groups, self.kg).transpose(1, 0, 2)  # (G, BP, K_g)
-        acc = np.zeros((self.groups, b * p, self.ng), np.int64)
+    def _acc(self, cols: np.ndarray, q: int, force_bit_serial: bool) -> np.ndarray:
+        """Σ x·w per (position row, channel) of ``cols`` (BP, K) through copy q's tiles."""
+        cfg = self.cfg
+        bp = cols.shape[0]
+        xg = cols.reshape(bp, self.groups, self.kg).transpose(1, 0, 2)  # (G, BP, K_g)
+        acc = np.zeros((self.groups, bp, self.ng), np.int64)
         r = cfg.xbar_rows
         for c in range(self.chunks):
             xs = xg[:, :, c * r:(c + 1) * r]
             for g in range(self.groups):
-                t = mvm(xs[g], self.levels[c][g], cfg.adc_max, force_bit_serial)
+                t = mvm(xs[g], self.levels[q][c][g], cfg.adc_max, force_bit_serial)
                 acc[g] += decode(column_values(t, self.family, cfg.cell_bits), xs[g].sum(axis=1), self.family,
-                                 self.flags[g, c])
-        acc = acc.transpose(1, 0, 2).reshape(b * p, self.groups * self.ng) + self.bias_hw
+                                 self.copies[q][g, c])
+        return acc.transpose(1, 0, 2).reshape(bp, self.groups * self.ng)
+
+    def __call__(self, x: np.ndarray, force_bit_serial: bool) -> np.ndarray:
+        ly = self.ly
+        cols, spatial = _patches(ly, x, self.zx, self.kernel)
+        b, p, _ = cols.shape
+        n = len(self.copies)
+        if n == 1:
+            acc = self._acc(cols.reshape(b * p, -1), 0, force_bit_serial)
+        else:
+            acc = np.empty((b, p, self.groups * self.ng), np.int64)
+            for q in range(n):
+                span = positions_of(p, n, q)
+                part = cols[:, span.start:span.stop]
+                acc[:, span.start:span.stop] = self._acc(part.reshape(-1, part.shape[-1]), q,
+                                                         force_bit_serial).reshape(b, len(span), -1)
+            acc = acc.reshape(b * p, -1)
+        acc = acc + self.bias_hw
         if acc.min(initial=0) < INT32_MIN or acc.max(initial=0) > INT32_MAX:
             raise ArasError(f"layer {ly.name!r}: int32 accumulator overflow")
         a = ly.arrays

@@ -111,7 +111,9 @@ def _steady(trace: Trace, cfg: Config, mode: str, opts: Options, cache: dict):
     return prog, run(prog, trace, cfg, prog.notes["final_levels"])
 
 
-def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None = None) -> dict:
+def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None = None,
+             keep: dict | None = None) -> dict:
+    """Run ``trace`` in ``mode``; ``keep`` (a dict) receives the executed program as ``keep["program"]``."""
     if mode not in MODES:
         raise ArasError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
     check_fits(trace, cfg)
@@ -153,6 +155,8 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
             placement_note = "first-free kept: similarity placement did not lower the steady-state write energy"
         else:
             placement_note = "similarity placement kept: lower steady-state write energy than first-free"
+    if keep is not None:
+        keep["program"] = prog
     cold = run(prog, trace, cfg)
     steady = run(prog, trace, cfg, prog.notes["final_levels"], lower_bound=True)
     out = dict(common)
