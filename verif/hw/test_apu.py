@@ -11,7 +11,9 @@ change timing only; a reset in the middle of an item sequence is followed by a c
 
 from __future__ import annotations
 
+import gc
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -23,22 +25,28 @@ from aras.config import preset
 from hw.adc import Adc
 from hw.apu import Apu, item_layout, tsum_width
 from sim_models.crossbar import PLANE_WEIGHTS, mvm
-from sim_models.encoding import column_values, cols_per_weight, decode, encode
+from sim_models.encoding import cols_per_weight, column_values, decode, encode
 from verif.hw.streams import stream_get, stream_put
 
 CONFIGS = ["tiny", "tiny-adc"]
+WATCHDOG_CYCLES = 20_000
+CLOCK_PERIOD = 1e-8
 
 
 # ---------------------------------------------------------------- harness
 
 
 class Tile:
-    """One crossbar's tile: int8 weights, encoding, cell levels (R_used, C_phys)."""
+    """One crossbar's tile: cell levels (R_used, C_phys) and, if encoded, its int8 weights and encoding."""
 
-    def __init__(self, w, family, flags, cell_bits):
+    def __init__(self, levels, w=None, family=None, flags=None):
+        self.levels = np.asarray(levels, dtype=np.int64)
         self.w, self.family, self.flags = w, family, flags
-        self.levels = encode(w, family, flags, cell_bits)
         self.r_used, self.c_phys = self.levels.shape
+
+    @classmethod
+    def encoded(cls, w, family, flags, cell_bits):
+        return cls(encode(w, family, flags, cell_bits), w, family, flags)
 
 
 def random_tile(cfg, rng, family=None):
@@ -47,7 +55,7 @@ def random_tile(cfg, rng, family=None):
     r_used = int(rng.integers(1, cfg.xbar_rows + 1))
     wcols = int(rng.integers(1, cw + 1))
     w = rng.integers(-127, 128, (r_used, wcols))
-    return Tile(w, family, rng.random(wcols) < 0.5, cfg.cell_bits)
+    return Tile.encoded(w, family, rng.random(wcols) < 0.5, cfg.cell_bits)
 
 
 def plane_bits(x_row, b, rows, rng=None):
@@ -117,7 +125,13 @@ class Bench:
         top.d.sync += self.cycle.eq(self.cycle + 1)
         top.submodules.dut = self.dut
         self.sim = Simulator(top)
-        self.sim.add_clock(1e-8)
+        self.sim.add_clock(CLOCK_PERIOD)
+
+        async def watchdog(ctx):  # a lost or duplicated result must fail, not hang
+            await ctx.delay(WATCHDOG_CYCLES * CLOCK_PERIOD)
+            raise AssertionError(f"simulation still running after {WATCHDOG_CYCLES} cycles")
+
+        self.sim.add_testbench(watchdog, background=True)
 
     async def load(self, ctx, tiles, rng):
         """Fill every crossbar with random garbage, then write each tile (mask: its C_phys columns)."""
@@ -163,9 +177,21 @@ class Bench:
         ctx.set(dut.item.valid, 0)
         return acc, outs
 
-    def run(self, bench):
-        self.sim.add_testbench(bench)
-        self.sim.run()
+    def run(self, *benches):
+        for bench in benches:
+            self.sim.add_testbench(bench)
+        try:
+            self.sim.run()
+        except BaseException:
+            # Finalise the suspended testbench coroutines now: left to the garbage collector they
+            # are closed while pytest renders the traceback and crash it (CPython 3.11).
+            self.sim, hook = None, sys.unraisablehook
+            sys.unraisablehook = lambda _: None  # their "aclose(): already running" noise
+            try:
+                gc.collect()
+            finally:
+                sys.unraisablehook = hook
+            raise
 
 
 # ---------------------------------------------------------------- ADC
@@ -227,16 +253,11 @@ CORNERS = [
 @pytest.mark.parametrize("name", CONFIGS)
 def test_known_answers_corners(name):
     cfg = preset(name)
-    tiles = []
-    for level in sorted({c[1] for c in CORNERS}):
-        tile = Tile(np.zeros((16, 4), int), "offset", np.zeros(4, bool), cfg.cell_bits)
-        tile.levels = np.full((16, 16), level)
-        tiles.append(tile)
     tb = Bench(cfg)
 
     async def bench(ctx):
         for x, level, t_tiny, t_adc in CORNERS:
-            tile = [t for t in tiles if t.levels[0, 0] == level][0]
+            tile = Tile(np.full((16, 16), level))
             xs = [np.full((1, 16), x)] * 2
             await tb.load(ctx, [tile, tile], np.random.default_rng(0))
             _, outs = await tb.back_to_back(ctx, position_items(cfg, [tile, tile], xs, [0b11]), 1)
@@ -252,8 +273,8 @@ def test_worked_example(name):
     """§4 worked example: w = [5, -3, 100, -127], x = [3, -2, 0, 1] -> T = (2, -3, -6, 4), Σx·w = -106."""
     cfg = preset(name)
     w = np.array([[5], [-3], [100], [-127]])
-    tiles = [Tile(w, "offset", np.array([False]), cfg.cell_bits),
-             Tile(w, "signmag", np.array([True]), cfg.cell_bits)]
+    tiles = [Tile.encoded(w, "offset", np.array([False]), cfg.cell_bits),
+             Tile.encoded(w, "signmag", np.array([True]), cfg.cell_bits)]
     xs = [np.array([[3, -2, 0, 1]])] * 2
     tb = Bench(cfg)
 
@@ -309,47 +330,50 @@ def test_back_to_back_timing_and_results(name, over):
     tb.run(bench)
 
 
+def _random_round(cfg, rng, rnd, n_pos=4):
+    """One run: fresh random tiles (families alternate per crossbar and round), random masks,
+    random idle on ``item`` and back-pressure on ``tsum``; checks T and counters."""
+    nx = cfg.xbars_per_apu
+    tiles = [random_tile(cfg, rng, family=("offset", "signmag")[(rnd + x) % 2]) for x in range(nx)]
+    xs = [rng.integers(-128, 128, (n_pos, t.r_used)) for t in tiles]
+    masks = [int(rng.integers(0, 1 << nx)) for _ in range(n_pos)]
+    items = position_items(cfg, tiles, xs, masks, rng)
+    expect = expected_tsums(cfg, tiles, xs, masks)
+    if cfg.adc_bits >= cfg.adc_exact_bits:  # exact ADC: the decoded values are the exact products
+        for x, tile in enumerate(tiles):
+            run = np.array([xm >> x & 1 for xm in masks], bool)  # positions where crossbar x runs
+            vals = column_values(expect[run, x, :tile.c_phys], tile.family, cfg.cell_bits)
+            dec = decode(vals, xs[x][run].sum(axis=1), tile.family, tile.flags)
+            np.testing.assert_array_equal(dec, xs[x][run] @ tile.w)
+    tb = Bench(cfg)
+    got, cnt = [], {}
+
+    async def producer(ctx):
+        await tb.load(ctx, tiles, rng)
+        prng = random.Random(5 + rnd)
+        for it in items:
+            await stream_put(ctx, tb.dut.item, it, idle=0.3, rng=prng)
+        while ctx.get(tb.dut.busy):
+            await ctx.tick()
+        cnt.update(counters(ctx, tb.dut))
+
+    async def consumer(ctx):
+        crng = random.Random(9 + rnd)
+        for _ in range(n_pos):
+            got.append(tsum_array(cfg, await stream_get(ctx, tb.dut.tsum, stall=0.6, rng=crng)))
+
+    tb.run(producer, consumer)
+    np.testing.assert_array_equal(np.array(got), expect)
+    assert cnt == expected_counters(tiles, masks)
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_random_tiles_decode_and_backpressure(name):
     """Both families, random flags, random R_used / C_phys; random idle and back-pressure on the streams."""
     cfg = preset(name)
     rng = np.random.default_rng(21 if name == "tiny" else 22)
-    nx = cfg.xbars_per_apu
     for rnd in range(3):
-        tiles = [random_tile(cfg, rng, family=("offset", "signmag")[(rnd + x) % 2]) for x in range(nx)]
-        n_pos = 4
-        xs = [rng.integers(-128, 128, (n_pos, t.r_used)) for t in tiles]
-        masks = [int(rng.integers(0, 1 << nx)) for _ in range(n_pos)]
-        items = position_items(cfg, tiles, xs, masks, rng)
-        expect = expected_tsums(cfg, tiles, xs, masks)
-        if name == "tiny":  # exact ADC: the decoded values are the exact products
-            for x, tile in enumerate(tiles):
-                run = np.array([xm >> x & 1 for xm in masks], bool)  # positions where crossbar x runs
-                vals = column_values(expect[run, x, :tile.c_phys], tile.family, cfg.cell_bits)
-                dec = decode(vals, xs[x][run].sum(axis=1), tile.family, tile.flags)
-                np.testing.assert_array_equal(dec, xs[x][run] @ tile.w)
-        tb = Bench(cfg)
-        got, cnt = [], {}
-
-        async def producer(ctx, tb=tb, tiles=tiles, items=items, cnt=cnt):
-            await tb.load(ctx, tiles, rng)
-            prng = random.Random(5 + rnd)
-            for it in items:
-                await stream_put(ctx, tb.dut.item, it, idle=0.3, rng=prng)
-            while ctx.get(tb.dut.busy):
-                await ctx.tick()
-            cnt.update(counters(ctx, tb.dut))
-
-        async def consumer(ctx, tb=tb, got=got, n_pos=n_pos):
-            crng = random.Random(9 + rnd)
-            for _ in range(n_pos):
-                got.append(tsum_array(cfg, await stream_get(ctx, tb.dut.tsum, stall=0.6, rng=crng)))
-
-        tb.sim.add_testbench(producer)
-        tb.sim.add_testbench(consumer)
-        tb.sim.run()
-        np.testing.assert_array_equal(np.array(got), expect)
-        assert cnt == expected_counters(tiles, masks)
+        _random_round(cfg, rng, rnd)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -392,9 +416,7 @@ def test_random_flags_and_stalls(name):
         for _ in expect:
             got.append(tsum_array(cfg, await stream_get(ctx, tb.dut.tsum, stall=0.85, rng=crng)))
 
-    tb.sim.add_testbench(producer)
-    tb.sim.add_testbench(consumer)
-    tb.sim.run()
+    tb.run(producer, consumer)
     np.testing.assert_array_equal(np.array(got), np.array(expect))
 
 
