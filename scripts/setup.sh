@@ -7,6 +7,8 @@ SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
 
 need_apt=()
 command -v iverilog >/dev/null || need_apt+=(iverilog)
+# Debian's Verilator (5.006) is too old for cocotb 2.x but lints the generated SystemVerilog.
+command -v verilator >/dev/null || need_apt+=(verilator)
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 # cocotb embeds Python: it needs a shared libpython.
 python3 -c "import sysconfig,sys; sys.exit(0 if sysconfig.get_config_var('Py_ENABLE_SHARED') else 1)" \
