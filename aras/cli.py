@@ -222,6 +222,31 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def cmd_compare(args) -> int:
+    from . import config as C
+    from . import experiments, report
+
+    cfg = C.load(args.config)
+    if args.batch:
+        cfg = cfg.replace(batch=args.batch)
+    data = experiments.run_compare(args.models, cfg, args.out, jobs=args.jobs)
+    for line in report.glance(data):
+        print(line)
+    print(f"wrote {Path(args.out) / 'report.md'} and report.html")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from . import config as C
+    from . import experiments
+
+    cfg = C.load(args.config)
+    values = experiments.parse_sweep_values(args.param, args.values) if args.values else None
+    experiments.run_sweep(args.model, cfg, args.param, values, args.out, jobs=args.jobs)
+    print(f"wrote {Path(args.out) / f'sweep_{args.param}.md'} (+ .json, .png)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="aras", description="ARAS ReRAM accelerator: golden model and tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -257,6 +282,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--perf-only", action="store_true", help="skip the functional (output values) run")
     g.add_argument("--functional-only", action="store_true", help="skip the cycle/energy model")
     s.set_defaults(fn=cmd_simulate)
+    from .experiments import SWEEP_PARAMS
+
+    c = sub.add_parser("compare", help="all modes and ablations over networks: report.md/.html with plots")
+    c.add_argument("models", nargs="+", help="model names (aras models) or trace directories")
+    c.add_argument("--config", default="paper")
+    c.add_argument("-o", "--out", required=True, help="report directory")
+    c.add_argument("--jobs", type=int, help="worker processes (default: all cores, memory permitting)")
+    c.add_argument("--batch", type=int, help="override the config's batch size")
+    c.set_defaults(fn=cmd_compare)
+    w = sub.add_parser("sweep", help="sensitivity study of one parameter, with a plot")
+    w.add_argument("model")
+    w.add_argument("--param", required=True, choices=sorted(SWEEP_PARAMS),
+                   help="; ".join(f"{k}: {v}" for k, v in SWEEP_PARAMS.items()))
+    w.add_argument("--values", help="comma-separated values (default: the parameter's standard range)")
+    w.add_argument("--config", default="paper")
+    w.add_argument("-o", "--out", required=True)
+    w.add_argument("--jobs", type=int)
+    w.set_defaults(fn=cmd_sweep)
     return ap
 
 

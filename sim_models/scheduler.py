@@ -54,6 +54,14 @@ class Options:
     double_buffer: str = "auto"  # big layers: rounds of the whole chip or half of it ("auto": cost model)
     replicate: bool = True  # copy small compute-bound layers onto spare crossbars (cost model)
 
+    def __post_init__(self):
+        if self.lookahead is not None and self.lookahead < 1:
+            raise ArasError(f"lookahead must be >= 1 round (or unbounded), got {self.lookahead}")
+        if self.family not in ("offset", "signmag"):
+            raise ArasError(f"unknown encoding family {self.family!r} (offset, signmag)")
+        if self.double_buffer not in ("auto", "on", "off"):
+            raise ArasError(f"double_buffer must be auto, on or off, got {self.double_buffer!r}")
+
     @staticmethod
     def for_mode(mode: str, **kw) -> Options:
         if mode == "baseline":

@@ -1,0 +1,535 @@
+"""Experiment runners behind ``aras compare`` and ``aras sweep``.
+
+:func:`run_compare` simulates every network in every architecture mode (ARAS, baseline PUM, the ideal
+all-weights-resident PUM, the TPU-like baseline) and in the ARAS ablations (one optimization off at a
+time), then writes ``results.json`` and the report (``aras.report``). :func:`run_sweep` varies one
+parameter (crossbar count, write latency, write energy, look-ahead, cell bits, batch) and compares ARAS
+with the baseline (and the TPU-like baseline where the parameter changes it) at every value.
+
+Runs are independent, so they go to a process pool; each worker keeps the last trace it loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import Config
+from .errors import ArasError
+from .trace import Trace, check_fits
+
+ABLATIONS = ("overlap", "reencode", "diff_write", "placement", "bank_select")
+MODES = ("aras", "baseline", "ideal", "tpu")
+ENDURANCE = tuple(10.0 ** e for e in range(6, 13))  # write cycles a cell survives: 1e6 ... 1e12
+
+SWEEP_PARAMS = {
+    "xbars": "crossbar count as a fraction of the network's tiles (n_pe, and below one PE apus_per_pe / "
+             "xbars_per_apu, scaled; write drivers per crossbar kept)",
+    "write_latency": "write pulse time t_pulse_ns (t_reset_ns, the blind write's reset pulse, set to the same)",
+    "write_energy": "energy per SET and RESET pulse: e_set_pj = e_reset_pj",
+    "lookahead": "rounds the writes may run ahead of execution (scheduler Options.lookahead; None = unbounded)",
+    "cell_bits": "bits per cell, with the exact ADC width ceil(log2(rows x (2^cell_bits - 1) + 1))",
+    "batch": "inputs per run (batch size)",
+}
+DEFAULT_SWEEP_VALUES = {
+    "xbars": [0.02, 0.05, 0.1, 0.25, 0.5, 1.0],
+    "write_latency": [2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
+    "write_energy": [0.1, 0.3, 0.6, 1.2, 3.0, 6.0],
+    "lookahead": [1, 2, 4, 8, None],
+    "cell_bits": [1, 2, 4],
+    "batch": [1, 2, 4, 8],
+}
+# Which modes a swept parameter changes (run at every value); the TPU is left out where it does not change.
+_SWEEP_MODES = {
+    "xbars": ("aras", "baseline", "tpu"),  # the TPU is sized to the ARAS compute area
+    "write_latency": ("aras", "baseline"),
+    "write_energy": ("aras", "baseline"),
+    "lookahead": ("aras",),  # the baseline does not overlap writes
+    "cell_bits": ("aras", "baseline", "tpu"),
+    "batch": ("aras", "baseline", "tpu"),
+}
+_SWEEP_SHARED = {"lookahead": ("baseline",)}  # run once on the base config, the same at every point
+
+
+def ablations() -> tuple[str, ...]:
+    """The ARAS optimizations switched off one at a time: :data:`ABLATIONS`, then any other boolean
+    scheduler option that is on by default (e.g. ``replicate``)."""
+    import dataclasses
+
+    from sim_models.scheduler import Options
+
+    extra = tuple(f.name for f in dataclasses.fields(Options)
+                  if f.default is True and f.name not in ABLATIONS)
+    return ABLATIONS + extra
+
+
+def compare_runs() -> tuple[str, ...]:
+    """Run names of :func:`run_compare`: the modes, then ``no_<optimization>`` per ablation."""
+    return MODES + tuple(f"no_{a}" for a in ablations())
+
+
+# ---------------------------------------------------------------------------------------------- workers
+@dataclass(frozen=True)
+class _Task:
+    key: tuple
+    ref: object  # registry name, trace directory (str) or a Trace
+    cfg: Config
+    mode: str
+    overrides: tuple = ()  # Options overrides as (field, value) pairs
+    cost: float = 1.0  # for ordering: longest first
+    record_errors: bool = False  # sweeps record an ArasError of one point instead of failing
+
+
+_TRACE: dict = {}  # per process: the last trace loaded (one at a time bounds memory)
+
+
+def _load(ref) -> Trace:
+    if isinstance(ref, Trace):
+        return ref
+    if ref not in _TRACE:
+        from .cli import load_trace_or_model
+
+        _TRACE.clear()
+        _TRACE[ref] = load_trace_or_model(str(ref))
+    return _TRACE[ref]
+
+
+def _plain(o):
+    """JSON-ready copy: numpy scalars and arrays to Python, non-finite floats to None."""
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_plain(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _plain(o.tolist())
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(o) else None
+    return o
+
+
+def _run_task(task: _Task) -> tuple[tuple, dict]:
+    from sim_models.perf import simulate
+    from sim_models.scheduler import Options
+
+    t0 = time.perf_counter()
+    try:
+        tr = _load(task.ref)
+        opts = Options.for_mode(task.mode, **dict(task.overrides)) if task.mode in ("aras", "baseline") else None
+        res = _plain(simulate(tr, task.cfg, task.mode, opts))
+    except ArasError as e:
+        if not task.record_errors:
+            raise
+        res = {"error": str(e), "mode": task.mode}
+    res["wall_s"] = time.perf_counter() - t0
+    return task.key, res
+
+
+def _mem_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _workers(jobs: int | None, n_tasks: int, weights: int) -> int:
+    """Pool size: ``jobs`` (default: all cores), at most one per task, and as many as the free memory
+    holds at ~200 MB + 16 B per weight each (measured ~450 MB for ResNet-50 at 25.6 M weights)."""
+    n = jobs or os.cpu_count() or 1
+    if n < 1:
+        raise ArasError(f"jobs must be >= 1, got {jobs}")
+    n = min(n, max(1, n_tasks))
+    avail = _mem_available()
+    if avail and n > 1:
+        n = max(1, min(n, int(0.8 * avail // (200e6 + 16 * weights))))
+    return n
+
+
+def _execute(tasks: list[_Task], jobs: int, progress: bool, desc: str) -> dict[tuple, dict]:
+    from tqdm import tqdm
+
+    tasks = sorted(tasks, key=lambda t: -t.cost)
+    out: dict[tuple, dict] = {}
+    bar = tqdm(total=len(tasks), desc=desc, unit="run", disable=not progress, leave=False)
+    try:
+        if jobs == 1:
+            for t in tasks:
+                bar.set_postfix_str(f"{t.key[0]} {t.key[1]}")
+                k, r = _run_task(t)
+                out[k] = r
+                bar.update()
+            return out
+        # spawn: workers do not inherit the parent's threads (tqdm's monitor) or its memory
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+            pending = {ex.submit(_run_task, t) for t in tasks}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        k, r = f.result()
+                        out[k] = r
+                        bar.update()
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+        return out
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+@dataclass
+class _Model:
+    ref: object  # what workers load
+    trace: Trace
+    label: str  # as the user gave it
+    n_weights: int = field(init=False)
+
+    def __post_init__(self):
+        self.n_weights = int(sum(ly.arrays["weight"].size for ly in self.trace.weight_layers()))
+
+
+def _resolve(ref, progress: bool) -> _Model:
+    """A model name, a trace directory or a Trace; registry traces are built (and cached) here, once,
+    before the workers load them."""
+    from .cli import load_trace_or_model
+
+    if isinstance(ref, Trace):
+        return _Model(ref, ref, ref.name)
+    tr = load_trace_or_model(str(ref), progress=progress)
+    p = Path(ref)
+    return _Model(str(p.resolve()) if p.is_dir() else str(ref), tr, str(ref))
+
+
+def _config(cfg) -> Config:
+    from .config import load
+
+    return load(cfg) if isinstance(cfg, (str, os.PathLike)) else cfg
+
+
+def _write_json(path: Path, data: dict) -> None:
+    import json
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_plain(data), indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _cost(mode: str, n_weights: int) -> float:
+    return n_weights * (0.05 if mode in ("tpu", "ideal") else 1.0)
+
+
+# ---------------------------------------------------------------------------------------------- compare
+def _ratio(a, b) -> float | None:
+    """a / b, or None when undefined."""
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def lifetime(max_cell_writes: int, latency_s: float) -> list[dict]:
+    """Per endurance in :data:`ENDURANCE`: runs until the most-written cell wears out (steady state,
+    ``max_cell_writes`` per run) and that many runs back to back in seconds; None = no cell written."""
+    out = []
+    for e in ENDURANCE:
+        runs = int(e // max_cell_writes) if max_cell_writes else None
+        out.append({"endurance": e, "runs": runs, "seconds": None if runs is None else runs * latency_s})
+    return out
+
+
+def summarize(runs: dict[str, dict]) -> dict:
+    """The derived numbers of one network's runs (what the report's tables show)."""
+    a, b, i, t = runs["aras"], runs["baseline"], runs["ideal"], runs["tpu"]
+
+    def e(r, k="total"):
+        return r["energy_j"][k]
+
+    s = {
+        "speedup_vs_baseline": _ratio(b["latency_s"], a["latency_s"]),
+        "speedup_vs_tpu": _ratio(t["latency_s"], a["latency_s"]),
+        "energy_saving_vs_baseline": 1 - _ratio(e(a), e(b)),
+        "energy_saving_vs_tpu": 1 - _ratio(e(a), e(t)),
+        "energy_ratio_vs_baseline": _ratio(e(b), e(a)),
+        "energy_ratio_vs_tpu": _ratio(e(t), e(a)),
+        "cycles_over_ideal": _ratio(a["cycles"], i["cycles"]),
+        "ablation": {},
+        "lifetime": {},
+        "lower_bound": {},
+        "cold_start": {},
+    }
+    for abl in [k[3:] for k in runs if k.startswith("no_")]:
+        r = runs[f"no_{abl}"]
+        s["ablation"][abl] = {"cycles_rel": _ratio(r["cycles"], a["cycles"]),
+                              "energy_rel": _ratio(e(r), e(a)),
+                              "write_energy_rel": _ratio(e(r, "write"), e(a, "write"))}
+    for m in ("aras", "baseline"):
+        r = runs[m]
+        s["lifetime"][m] = lifetime(r["writes"]["max_cell_writes"], r["latency_s"])
+        lb = r["lower_bound"]
+        s["lower_bound"][m] = {"cycles_ratio": _ratio(r["cycles"], lb["cycles"]),
+                               "write_energy_ratio": _ratio(e(r, "write"), lb["write_energy_j"])}
+        c = r["cold_start"]
+        s["cold_start"][m] = {"cycles_ratio": _ratio(c["cycles"], r["cycles"]),
+                              "energy_ratio": _ratio(c["energy_j"]["total"], e(r))}
+    return s
+
+
+def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: bool = True) -> dict:
+    """Simulate every network in every mode and ablation; write ``results.json`` and the report.
+
+    Parameters
+    ----------
+    models : registry model names, trace directories or :class:`~aras.trace.Trace` objects.
+    cfg : a :class:`~aras.config.Config`, a preset name or a config file.
+    out_dir : directory for ``results.json``, ``report.md``, ``report.html`` and the ``*.png`` plots.
+    jobs : worker processes (default: all cores, fewer when memory is short; 1 = in this process).
+    progress : show a tqdm bar on stderr.
+
+    Returns
+    -------
+    The ``results.json`` content: ``config``, ``models`` (name, weights, notes, ...), ``runs``
+    (network -> run name -> the raw ``sim_models.perf.simulate`` result; run names: :func:`compare_runs`),
+    ``ablations`` (the optimizations switched off one at a time), ``summary`` (network ->
+    :func:`summarize`), wall times.
+    """
+    from . import report
+
+    t0 = time.perf_counter()
+    if not models:
+        raise ArasError("compare: give at least one model")
+    cfg = _config(cfg)
+    ms = [_resolve(m, progress) for m in models]
+    seen: dict[str, str] = {}
+    for m in ms:
+        if m.trace.name in seen:
+            raise ArasError(f"compare: {m.label} and {seen[m.trace.name]} are both named {m.trace.name!r}")
+        seen[m.trace.name] = m.label
+        check_fits(m.trace, cfg)
+    names = compare_runs()
+    tasks = []
+    for m in ms:
+        for run in names:
+            mode, ov = (run, ()) if run in MODES else ("aras", ((run[3:], False),))
+            tasks.append(_Task((m.trace.name, run), m.ref, cfg, mode, ov, _cost(mode, m.n_weights)))
+    n_jobs = _workers(jobs, len(tasks), max(m.n_weights for m in ms))
+    if n_jobs > 1:
+        _TRACE.clear()
+    res = _execute(tasks, n_jobs, progress, "compare")
+    runs = {m.trace.name: {r: res[(m.trace.name, r)] for r in names} for m in ms}
+    data = {
+        "format": "aras-compare", "version": 1, "aras_version": __version__,
+        "config": cfg.to_dict(), "ablations": list(ablations()),
+        "models": [{"name": m.trace.name, "ref": m.label, "weights": m.trace.weights, "notes": m.trace.notes,
+                    "weight_count": m.n_weights, "tiles": count_tiles(m.trace, cfg),
+                    "crossbar_layers": len(m.trace.weight_layers()),
+                    "layers": len(m.trace.layers)} for m in ms],
+        "runs": runs,
+        "summary": {name: summarize(r) for name, r in runs.items()},
+        "jobs": n_jobs,
+        "simulate_s": {name: sum(x["wall_s"] for x in r.values()) for name, r in runs.items()},
+    }
+    data["wall_s"] = time.perf_counter() - t0
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "results.json", data)
+    report.write_compare_report(data, out)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+def parse_sweep_values(param: str, text: str) -> list:
+    """Comma-separated values of ``param`` from the command line ("none"/"inf" = unbounded look-ahead)."""
+    _check_param(param)
+    out = []
+    for s in text.split(","):
+        s = s.strip()
+        if not s:
+            continue
+        if param == "lookahead" and s.lower() in ("none", "inf", "unbounded"):
+            out.append(None)
+            continue
+        try:
+            v = float(s)
+        except ValueError:
+            raise ArasError(f"sweep {param}: value {s!r} is not a number") from None
+        if param in ("lookahead", "cell_bits", "batch"):
+            if v != int(v):
+                raise ArasError(f"sweep {param}: value {s!r} must be an integer")
+            v = int(v)
+        out.append(v)
+    if not out:
+        raise ArasError(f"sweep {param}: no values in {text!r}")
+    return out
+
+
+def _check_param(param: str) -> None:
+    if param not in SWEEP_PARAMS:
+        raise ArasError(f"unknown sweep parameter {param!r}; parameters: {', '.join(SWEEP_PARAMS)}")
+
+
+def count_tiles(trace: Trace, cfg: Config) -> int:
+    """Crossbar tiles of the network on ``cfg`` (offset family): the crossbars holding all weights at once."""
+    from sim_models.tiling import tile_layer
+
+    return sum(len(tile_layer(li, ly, cfg).tiles) for li, ly in enumerate(trace.layers) if ly.on_crossbars)
+
+
+def scale_xbars(cfg: Config, target: int) -> dict:
+    """Hierarchy fields giving about ``target`` crossbars (at least 2): whole PEs of the config's shape,
+    below one PE fewer APUs (and below one APU fewer crossbars); write drivers per crossbar as in ``cfg``,
+    at most the program format's 4096 crossbars."""
+    per_pe, per_apu = cfg.apus_per_pe * cfg.xbars_per_apu, cfg.xbars_per_apu
+    target = max(2, int(target))
+    if target >= per_pe:
+        n_pe = min(max(1, round(target / per_pe)), 4096 // per_pe)
+        return {"n_pe": n_pe, "apus_per_pe": cfg.apus_per_pe, "xbars_per_apu": per_apu,
+                "write_drivers_per_pe": cfg.write_drivers_per_pe}
+    if target >= per_apu:
+        apus, xpa = max(1, round(target / per_apu)), per_apu
+    else:
+        apus, xpa = 1, target
+    drivers = max(1, min(apus * xpa, round(cfg.write_drivers_per_pe * apus * xpa / per_pe)))
+    return {"n_pe": 1, "apus_per_pe": apus, "xbars_per_apu": xpa, "write_drivers_per_pe": drivers}
+
+
+def _sweep_point(cfg: Config, param: str, value, n_tiles: int) -> tuple[Config, dict, tuple, str]:
+    """(config, changed fields, Options overrides, label) of one swept value."""
+    if param == "xbars":
+        if not isinstance(value, (int, float)) or value <= 0:
+            raise ArasError(f"sweep xbars: values are fractions of the network's tiles (> 0), got {value!r}")
+        ch = scale_xbars(cfg, round(value * n_tiles))
+        c = cfg.replace(**ch)
+        return c, dict(ch, n_xbars=c.n_xbars), (), f"{100 * value:g} %"
+    if param == "write_latency":
+        ch = {"t_pulse_ns": float(value), "t_reset_ns": float(value)}
+        return cfg.replace(**ch), ch, (), f"{value:g} ns"
+    if param == "write_energy":
+        ch = {"e_set_pj": float(value), "e_reset_pj": float(value)}
+        return cfg.replace(**ch), ch, (), f"{value:g} pJ"
+    if param == "lookahead":
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ArasError(f"sweep lookahead: values are rounds >= 1 or None (unbounded), got {value!r}")
+        return cfg, {}, (("lookahead", value),), "unbounded" if value is None else str(value)
+    if param == "cell_bits":
+        rows, levels = cfg.xbar_rows, 1 << int(value)
+        ch = {"cell_bits": int(value), "adc_bits": max(1, math.ceil(math.log2(rows * (levels - 1) + 1)))}
+        return cfg.replace(**ch), ch, (), f"{int(value)} b"
+    if param == "batch":
+        ch = {"batch": int(value)}
+        return cfg.replace(**ch), ch, (), str(int(value))
+    raise AssertionError(param)
+
+
+def sweep_summary(runs: dict[str, dict]) -> dict:
+    """Derived numbers of one sweep point (None where a run is missing or failed)."""
+    def ok(m):
+        r = runs.get(m)
+        return r if r and "error" not in r else None
+
+    a, b, t = ok("aras"), ok("baseline"), ok("tpu")
+    s = dict.fromkeys(("speedup_vs_baseline", "energy_saving_vs_baseline", "write_energy_rel_baseline",
+                       "speedup_vs_tpu", "energy_saving_vs_tpu", "cycles_over_lb"))
+    if a and b:
+        s["speedup_vs_baseline"] = _ratio(b["latency_s"], a["latency_s"])
+        s["energy_saving_vs_baseline"] = 1 - _ratio(a["energy_j"]["total"], b["energy_j"]["total"])
+        s["write_energy_rel_baseline"] = _ratio(a["energy_j"]["write"], b["energy_j"]["write"])
+    if a and t:
+        s["speedup_vs_tpu"] = _ratio(t["latency_s"], a["latency_s"])
+        s["energy_saving_vs_tpu"] = 1 - _ratio(a["energy_j"]["total"], t["energy_j"]["total"])
+    if a:
+        s["cycles_over_lb"] = _ratio(a["cycles"], a["lower_bound"]["cycles"])
+    return s
+
+
+def run_sweep(model, cfg, param: str, values: list | None, out_dir, jobs: int | None = None,
+              progress: bool = True) -> dict:
+    """Sensitivity study: ARAS vs the baseline (and the TPU-like baseline where ``param`` changes it) at
+    every value of ``param``; writes ``sweep_<param>.json``, ``sweep_<param>.md`` and ``sweep_<param>.png``.
+
+    Parameters
+    ----------
+    model : registry model name, trace directory or :class:`~aras.trace.Trace`.
+    cfg : the base :class:`~aras.config.Config`, a preset name or a config file.
+    param : one of :data:`SWEEP_PARAMS`: ``xbars`` (fractions of the network's tiles), ``write_latency``
+        (t_pulse_ns, ns), ``write_energy`` (e_set_pj = e_reset_pj, pJ), ``lookahead`` (rounds >= 1 or
+        None), ``cell_bits`` (1, 2, 4), ``batch``.
+    values : the values (None: :data:`DEFAULT_SWEEP_VALUES`); see :func:`parse_sweep_values`.
+    out_dir : output directory. jobs, progress : as :func:`run_compare`.
+
+    Returns
+    -------
+    The JSON content: ``points`` (per value: ``value``, ``label``, ``changes`` (config fields set),
+    ``options`` (scheduler options set), ``runs`` (mode -> simulate result, or {"error": ...} when that
+    point does not fit), ``summary``).
+    """
+    from . import report
+
+    t0 = time.perf_counter()
+    _check_param(param)
+    values = list(DEFAULT_SWEEP_VALUES[param] if values is None else values)
+    if not values:
+        raise ArasError(f"sweep {param}: no values")
+    cfg = _config(cfg)
+    m = _resolve(model, progress)
+    n_tiles = count_tiles(m.trace, cfg)
+    swept = _SWEEP_MODES[param]
+    points, tasks = [], []
+    for i, v in enumerate(values):
+        c, ch, ov, label = _sweep_point(cfg, param, v, n_tiles)
+        pt = {"value": v, "label": label, "changes": ch, "options": dict(ov), "n_xbars": c.n_xbars, "runs": {}}
+        if param == "xbars":
+            pt["fraction_of_tiles"] = c.n_xbars / n_tiles
+        try:
+            check_fits(m.trace, c)
+        except ArasError as e:
+            pt["error"] = str(e)
+        else:
+            for mode in swept:
+                tasks.append(_Task((i, mode), m.ref, c, mode, ov if mode == "aras" else (),
+                                   _cost(mode, m.n_weights), record_errors=True))
+        points.append(pt)
+    shared = list(_SWEEP_SHARED.get(param, ()))
+    if any("error" not in p for p in points):
+        for mode in shared:  # runs the swept parameter does not change: once, on the base config
+            tasks.append(_Task(("shared", mode), m.ref, cfg, mode, (), _cost(mode, m.n_weights), record_errors=True))
+    n_jobs = _workers(jobs, len(tasks), m.n_weights)
+    if n_jobs > 1:
+        _TRACE.clear()
+    res = _execute(tasks, n_jobs, progress, f"sweep {param}")
+    for i, pt in enumerate(points):
+        if "error" in pt:
+            pt["summary"] = sweep_summary({})
+            continue
+        for mode in swept:
+            pt["runs"][mode] = res[(i, mode)]
+        for mode in shared:
+            pt["runs"][mode] = res[("shared", mode)]
+        pt["summary"] = sweep_summary(pt["runs"])
+    data = {
+        "format": "aras-sweep", "version": 1, "aras_version": __version__,
+        "param": param, "param_description": SWEEP_PARAMS[param],
+        "model": {"name": m.trace.name, "ref": m.label, "weights": m.trace.weights, "notes": m.trace.notes,
+                  "weight_count": m.n_weights, "tiles": n_tiles},
+        "config": cfg.to_dict(), "swept_modes": list(swept), "shared_modes": shared,
+        "points": points, "jobs": n_jobs,
+    }
+    data["wall_s"] = time.perf_counter() - t0
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / f"sweep_{param}.json", data)
+    report.write_sweep_report(data, out)
+    return data
