@@ -66,7 +66,7 @@ def plan_from_program(prog: Program, trace: Trace, cfg: Config) -> EncodingPlan:
                                                        copies=[np.zeros((g, chunks, ng), bool)
                                                                for _ in range(ins.replicas)])
         for te in ins.tiles:
-            w = history[te.xbar][te.need_gen - 1]
+            w = history[te.xbar][te.need_gen - 1] if te.need_gen else prog.initial_writes[te.xbar]
             enc.family = w.family
             f = enc.copies[te.replica]
             t = w.tile

@@ -83,20 +83,24 @@ def ideal_cycles(trace: Trace, cfg: Config, replicate: bool = False) -> tuple[in
     return total, cnt
 
 
-def write_time_bound(trace: Trace, cfg: Config, diff_write: bool) -> int:
-    """Least time any schedule of this mode needs for its writes: every tile is written once per
-    inference (program format v1), through the DRAM channel and the write drivers; a row costs at least
-    a read (differential, unchanged) or set-up + reset (blind)."""
+def write_time_bound(trace: Trace, cfg: Config, diff_write: bool, resident: bool) -> int:
+    """Least time any schedule of this mode needs for its writes. Every tile is used once per
+    inference; without residency it is written every time, with residency at most ``n_xbars`` tiles
+    can stay from the previous run, so at least the ``T - n_xbars`` smallest tiles are written. Their
+    bytes cross the one DRAM channel and their rows go through the write drivers, each row costing at
+    least a read (differential, unchanged) or set-up + reset (blind)."""
     from .tiling import tile_layer
 
     tb = WriteTables.of(cfg)
     row_min = tb.t_rd if diff_write else tb.t_set + tb.t_rst
-    rows = nbytes = 0
-    for li, ly in enumerate(trace.layers):
-        if ly.on_crossbars:
-            for t in tile_layer(li, ly, cfg).tiles:
-                rows += t.rows
-                nbytes += t.rows * t.wcols
+    tiles = sorted((t.rows, t.rows * t.wcols) for li, ly in enumerate(trace.layers) if ly.on_crossbars
+                   for t in tile_layer(li, ly, cfg).tiles)
+    if resident:
+        tiles = tiles[: max(0, len(tiles) - cfg.n_xbars)]
+    if not tiles:
+        return 0
+    rows = sum(r for r, _ in tiles)
+    nbytes = sum(b for _, b in tiles)
     drivers = cfg.n_pe * cfg.write_drivers_per_pe
     return max(cfg.dram_latency_cycles + -(-nbytes // cfg.dram_bytes_per_cycle), -(-rows * row_min // drivers))
 
@@ -107,7 +111,9 @@ def _steady(trace: Trace, cfg: Config, mode: str, opts: Options, cache: dict):
     The scheduler tracks cell contents in program order, so a program's final contents are the end
     state of any run of it (for every cell a tile uses; others are never read or compared)."""
     p_cold = schedule(trace, cfg, mode, opts, cache=cache)
-    prog = schedule(trace, cfg, mode, opts, initial=p_cold.notes["final_levels"], cache=cache)
+    prog = schedule(trace, cfg, mode, opts, initial=p_cold.notes["final_levels"], cache=cache,
+                    initial_writes=p_cold.notes["final_writes"])
+    prog.notes["cold_program"] = p_cold
     return prog, run(prog, trace, cfg, prog.notes["final_levels"])
 
 
@@ -157,7 +163,8 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
             placement_note = "similarity placement kept: lower steady-state write energy than first-free"
     if keep is not None:
         keep["program"] = prog
-    cold = run(prog, trace, cfg)
+    # The cold start is the first inference: the cold-planned program from empty crossbars.
+    cold = run(prog.notes["cold_program"], trace, cfg)
     steady = run(prog, trace, cfg, prog.notes["final_levels"], lower_bound=True)
     out = dict(common)
     for tag, r in (("steady", steady), ("cold", cold)):
@@ -172,7 +179,7 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
             out["layers"] = _layers(trace, r, cfg)
         else:
             out["cold_start"] = res
-    wlb = write_time_bound(trace, cfg, opts.diff_write)
+    wlb = write_time_bound(trace, cfg, opts.diff_write, opts.resident)
     clb = ideal_cycles(trace, cfg, replicate=opts.replicate and opts.overlap)[0]
     out["lower_bound"] = {
         "cycles": max(clb, wlb), "compute_cycles": clb, "write_cycles": wlb,
@@ -180,19 +187,21 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
         "assumptions": [
             "cycles >= the all-weights-resident compute time (execute path serial, one round per layer; "
             "with replication, each layer that fits half the chip split over the most copies it could get)",
-            "cycles >= the least write time: every tile written once per inference through one DRAM channel "
-            "and the chip's write drivers, each row at least a read (differential) or set-up + reset (blind)",
+            "cycles >= the least write time: every tile written once per inference (with residency: all but "
+            "as many as there are crossbars, the smallest ones) through one DRAM channel and the chip's write "
+            "drivers, each row at least a read (differential) or set-up + reset (blind)",
             "write energy >= the least energy of the same writes over the per-column encodings of the family, "
             "given the placement and cell contents of this run",
         ],
     }
     out["options"] = {k: getattr(opts, k) for k in ("overlap", "reencode", "diff_write", "placement",
                                                    "bank_select", "lookahead", "family", "double_buffer",
-                                                   "replicate")}
+                                                   "replicate", "resident")}
     out["area_mm2"] = area_mm2(cfg)
     out["placement"] = placement_note
     out["program"] = {"writes": len(prog.writes), "executes": len(prog.execs),
                       "rounds": prog.notes["placement"]["rounds"],
                       "similarity_placed_rounds": prog.notes["placement"]["similarity_better"],
-                      "replicated_layers": prog.notes["placement"]["replicated_layers"]}
+                      "replicated_layers": prog.notes["placement"]["replicated_layers"],
+                      "resident_tiles": prog.notes["placement"]["resident_tiles"]}
     return out

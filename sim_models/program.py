@@ -129,6 +129,9 @@ class Program:
     banks_init: tuple[int, ...] = ()
     gbuf_adaptive: bool = True
     notes: dict = field(default_factory=dict)
+    # crossbar -> the WRITE of the previous run whose tile the crossbar holds at cycle 0 (steady state);
+    # a COMPUTE tile entry with need_gen 0 computes on such a resident tile.
+    initial_writes: dict = field(default_factory=dict)
 
     @property
     def writes(self) -> list[Write]:
@@ -176,9 +179,15 @@ def validate(prog: Program) -> None:
                 blocks = {(b.g, b.c) for b in ins.blocks}
                 for te in ins.tiles:
                     h = history.get(te.xbar, [])
-                    if te.need_gen < 1 or te.need_gen != len(h) or h[te.need_gen - 1] != te.tag:
+                    if te.need_gen == 0:
+                        w0 = prog.initial_writes.get(te.xbar)
+                        ok = not h and w0 is not None and w0.tile.tag == te.tag
+                    else:
+                        ok = te.need_gen == len(h) and h[te.need_gen - 1] == te.tag
+                    if not ok:
                         raise ArasError(f"program: COMPUTE #{n} (layer {ins.layer} round {ins.round}): crossbar "
-                                        f"{te.xbar} does not hold tile {te.tag} from a preceding WRITE")
+                                        f"{te.xbar} does not hold tile {te.tag} (from a preceding WRITE or "
+                                        "resident from the previous run)")
                     if (te.tag[1], te.tag[3]) not in blocks:
                         raise ArasError(f"program: COMPUTE #{n}: tile {te.tag} belongs to no block of the round")
                     if not 0 <= te.replica < ins.replicas:

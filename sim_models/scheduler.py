@@ -53,6 +53,7 @@ class Options:
     family: str = "offset"  # encoding family of every crossbar layer
     double_buffer: str = "auto"  # big layers: rounds of the whole chip or half of it ("auto": cost model)
     replicate: bool = True  # copy small compute-bound layers onto spare crossbars (cost model)
+    resident: bool = True  # steady state: no WRITE for a tile its crossbar still holds from the last run
 
     def __post_init__(self):
         if self.lookahead is not None and self.lookahead < 1:
@@ -66,7 +67,7 @@ class Options:
     def for_mode(mode: str, **kw) -> Options:
         if mode == "baseline":
             base = Options(overlap=False, reencode=False, diff_write=False, placement=False, bank_select=False,
-                           double_buffer="off", replicate=False)
+                           double_buffer="off", replicate=False, resident=False)
         else:
             base = Options()
         return replace(base, **kw)
@@ -175,14 +176,23 @@ def _replicas(lt: LayerTiling, P: int, cfg: Config, opts: Options, hide: int) ->
 
 
 class _Chip:
-    """What the scheduler knows of the crossbars in program order: contents and last use."""
+    """What the scheduler knows of the crossbars in program order: contents, the WRITE that put the
+    current tile there (``holder``), whether this program has written the crossbar yet, last use."""
 
-    def __init__(self, cfg: Config, initial: np.ndarray | None):
+    def __init__(self, cfg: Config, initial: np.ndarray | None, initial_writes: dict | None):
         self.cfg = cfg
         shape = (cfg.n_xbars, cfg.xbar_rows, cfg.xbar_cols)
         self.levels = np.zeros(shape, np.uint8) if initial is None else initial.copy()
+        self.holder: dict[int, Write] = dict(initial_writes or {})
+        self.written = np.zeros(cfg.n_xbars, bool)
         self.last_use = np.full(cfg.n_xbars, -1, np.int64)
         self.rank = scan_order(cfg)
+
+    def resident(self, x: int, t: Tile, new: np.ndarray) -> bool:
+        """Crossbar x still holds exactly tile t, as left by the previous run, untouched so far."""
+        h = self.holder.get(x)
+        return (not self.written[x] and h is not None and h.tile == t
+                and np.array_equal(self.levels[x, : t.rows, : new.shape[1]], new))
 
     def candidates(self, n: int, extra: int) -> np.ndarray:
         order = np.lexsort((self.rank, self.last_use))
@@ -219,8 +229,11 @@ def _choose(c0, c1):
 
 
 def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None = None,
-             initial: np.ndarray | None = None, cache: dict | None = None) -> Program:
-    """Emit the program of ``trace`` on ``cfg``. ``initial``: crossbar levels at cycle 0 (None = cold).
+             initial: np.ndarray | None = None, cache: dict | None = None,
+             initial_writes: dict | None = None) -> Program:
+    """Emit the program of ``trace`` on ``cfg``. ``initial``: crossbar levels at cycle 0 (None = cold);
+    ``initial_writes``: crossbar -> the WRITE of the previous run that left its tile (steady state:
+    with ``opts.resident`` such tiles are computed on without being rewritten).
     ``cache``: a dict reused across calls on the same trace/config (tile images and target levels)."""
     cache = {} if cache is None else cache
     if mode not in ("aras", "baseline"):
@@ -229,7 +242,7 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
     B = cfg.batch
     tb = WriteTables.of(cfg)
     wmode = 1 if opts.diff_write else 0
-    chip = _Chip(cfg, initial)
+    chip = _Chip(cfg, initial, initial_writes if opts.resident else None)
     instrs: list = []
     tilings: dict[int, LayerTiling] = {}
     n_exec = 0
@@ -237,7 +250,7 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
     dram = 0
     dram_addr: dict = {}
     prev_compute = 0
-    placement_stats = {"rounds": 0, "similarity_better": 0, "replicated_layers": 0}
+    placement_stats = {"rounds": 0, "similarity_better": 0, "replicated_layers": 0, "resident_tiles": 0}
     for li, ly in enumerate(trace.layers):
         if ly.op in ("reshape", "flatten"):
             continue
@@ -279,13 +292,19 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
             entries = []
             for t, w, (new0, new1), x, flags, q in zip(tiles, ws, targets, assign[0], assign[2], copy, strict=True):
                 new = new0 if new1 is None else np.where(np.repeat(flags, cpw)[None, :], new1, new0)
+                entries.append(TileEntry(int(x), t.tag, t.rows, t.wcols * cpw, opts.family, replica=q))
+                if chip.resident(int(x), t, new):
+                    placement_stats["resident_tiles"] += 1
+                    continue
                 chip.levels[x, : t.rows, : new.shape[1]] = new
                 addr = dram_addr.setdefault(t.tag, dram)  # copies of a tile share its DRAM image
-                instrs.append(Write(t, int(x), addr, opts.family, wmode, flags, w, wait_exec=wait,
-                                    barrier=not opts.overlap, levels0=new0, levels1=new1))
+                wr = Write(t, int(x), addr, opts.family, wmode, flags, w, wait_exec=wait,
+                           barrier=not opts.overlap, levels0=new0, levels1=new1)
+                instrs.append(wr)
+                chip.holder[int(x)] = wr
+                chip.written[x] = True
                 if addr == dram:
                     dram += t.rows * t.wcols
-                entries.append(TileEntry(int(x), t.tag, t.rows, t.wcols * cpw, opts.family, replica=q))
             blocks = []
             for (g, c), _, pm in rnd:
                 ncols = len(gbuffer._block_channels(lt, g, c))
@@ -298,7 +317,9 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
             round_exec.append(n_exec)
             n_exec += 1
     prog = Program(mode, B, instrs, tilings, gbuf_adaptive=opts.bank_select,
-                   notes={"options": opts, "placement": placement_stats, "final_levels": chip.levels})
+                   notes={"options": opts, "placement": placement_stats, "final_levels": chip.levels,
+                          "final_writes": chip.holder},
+                   initial_writes=dict(initial_writes) if opts.resident and initial_writes else {})
     gbuffer.allocate(prog, trace, cfg)
     return assemble(prog)
 

@@ -150,7 +150,8 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
         li = ins.layer
         lt_e = layers.setdefault(li, LayerTimes())
         if isinstance(ins, Compute):
-            start = max([prev] + [xbar_bfin[te.xbar][te.need_gen - 1] for te in ins.tiles])
+            # need_gen 0: the tile is resident from the previous run, nothing to wait for
+            start = max([prev] + [xbar_bfin[te.xbar][te.need_gen - 1] for te in ins.tiles if te.need_gen])
             P = positions(trace, li)
             dur = compute_cycles(cfg, -(-P // ins.replicas), B)
             for te in ins.tiles:
