@@ -214,7 +214,8 @@ def run_layer(trace: Trace, ly: Layer, ins: list[np.ndarray], xl=None, force_bit
     if ly.on_crossbars:
         return xl(x, force_bit_serial)
     if ly.op == "maxpool":
-        return vector_unit.maxpool(x, tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"]))
+        return vector_unit.maxpool(x, tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"]), a["act_min"],
+                                   a["act_max"])
     if ly.op == "avgpool":
         return vector_unit.avgpool(x, tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"]), a["act_min"],
                                    a["act_max"], tin[0].zero_point, bool(a.get("count_include_pad", False)))

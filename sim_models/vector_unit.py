@@ -14,11 +14,11 @@ from .quant import mbqm
 _BELOW_INT8 = -1000  # padding for max pooling: never the maximum
 
 
-def maxpool(x, kernel, stride, pads) -> np.ndarray:
+def maxpool(x, kernel, stride, pads, act_min: int = -128, act_max: int = 127) -> np.ndarray:
     b, c, h, w = x.shape
     cols, oh, ow = im2col(x.reshape(b * c, 1, h, w).astype(np.int64), *kernel, stride, pads, (1, 1),
                           pad_value=_BELOW_INT8)
-    return cols.max(axis=2).reshape(b, c, oh, ow).astype(np.int8)
+    return np.clip(cols.max(axis=2), act_min, act_max).reshape(b, c, oh, ow).astype(np.int8)
 
 
 def _round_div(acc, count):

@@ -1,0 +1,176 @@
+"""``gbuffer``: the global activation buffer (docs/architecture.md §3.10, §7).
+
+``gbuf_banks`` banks × ``gbuf_bank_bytes``, accessed in words of ``gbuf_word_bytes`` (W) bytes with
+byte enables. Byte address A lies in word ``A // W`` (byte lane ``A % W``, little endian inside the
+word) and bank ``A // gbuf_bank_bytes``. The banks are one Amaranth memory here: banking only matters
+for power gating (counted) — bank conflicts and port limits are not modelled (§13.2), so the number of
+ports is a constructor parameter.
+
+Interfaces (all in the ``sync`` domain)
+---------------------------------------
+``rd[k]`` (:data:`ReadPortSignature`, flipped): ``addr`` word address, ``en``, ``count``; ``data`` is
+    the word one cycle after a cycle with ``en`` high (and holds while ``en`` is low). Reads return the
+    memory contents before a same-cycle write (not transparent).
+``wr[k]`` (:data:`WritePortSignature`, flipped): ``addr``, ``data``, ``be`` (one bit per byte),
+    ``en``, ``count``; the enabled bytes are written at the clock edge. Two write ports writing the same
+    word in one cycle is undefined (no unit does it).
+``bank_on`` (``gbuf_banks`` bits): the power-enable mask from the controller (§7.3); it only drives the
+    counter (contents survive in this model; a gated bank holds no live tensor by construction).
+``extra_reads``: words added to ``gbuf_reads`` this cycle, for streams whose counted accesses (§7.4)
+    are not one-to-one with port reads (the vector unit's line-buffer fill, see ``hw/vector_unit.py``).
+
+Counters (64 bit, cleared by reset, i.e. 0 at cycle 0 of a run; §11):
+``gbuf_reads += Σ_k (rd[k].en & rd[k].count) + extra_reads``; ``gbuf_writes += Σ_k (wr[k].en &
+wr[k].count)``; ``gbuf_active_bank_cycles += popcount(bank_on)`` every cycle — so the controller
+drives ``bank_on`` = 0 outside the run (and all ones when ``gbuf_adaptive`` is false). The ``count``
+bits let each stream apply §7.4's last-word rule (a byte-enable write to the word it touched last is
+not a new access).
+
+The memory is not cleared by reset. Backdoor: ``init`` (bytes) at construction, and
+:meth:`Gbuffer.backdoor_write` / :meth:`Gbuffer.backdoor_read` from an Amaranth testbench.
+"""
+
+from amaranth import Module, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from aras.config import Config
+
+from .tree import tree_sum
+
+__all__ = ["Gbuffer", "ReadPortSignature", "WritePortSignature"]
+
+
+def ReadPortSignature(cfg: Config) -> wiring.Signature:  # noqa: N802 (a signature factory, named like a class)
+    """Initiator's view of one read port (the user drives ``addr``/``en``/``count``)."""
+    return wiring.Signature({
+        "addr": Out(_addr_bits(cfg)),
+        "en": Out(1),
+        "count": Out(1),
+        "data": In(8 * cfg.gbuf_word_bytes),
+    })
+
+
+def WritePortSignature(cfg: Config) -> wiring.Signature:  # noqa: N802
+    """Initiator's view of one write port."""
+    return wiring.Signature({
+        "addr": Out(_addr_bits(cfg)),
+        "data": Out(8 * cfg.gbuf_word_bytes),
+        "be": Out(cfg.gbuf_word_bytes),
+        "en": Out(1),
+        "count": Out(1),
+    })
+
+
+def _words(cfg: Config) -> int:
+    return cfg.gbuf_bytes // cfg.gbuf_word_bytes
+
+
+def _addr_bits(cfg: Config) -> int:
+    return max(1, (_words(cfg) - 1).bit_length())
+
+
+class Gbuffer(wiring.Component):
+    """The Gbuffer (see the module docstring for ports, timing and counters).
+
+    Parameters
+    ----------
+    cfg : aras.config.Config
+        Reads ``gbuf_banks``, ``gbuf_bank_bytes``, ``gbuf_word_bytes``.
+    read_ports, write_ports : int
+        Number of ports (≥ 1).
+    init : bytes
+        Initial contents from byte address 0 (the rest is 0); not re-applied by reset.
+    """
+
+    def __init__(self, *, cfg: Config, read_ports: int = 1, write_ports: int = 1, init: bytes = b""):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"Gbuffer: cfg must be an aras.config.Config, not {type(cfg).__name__}")
+        for name, v in (("read_ports", read_ports), ("write_ports", write_ports)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"Gbuffer: {name} must be an integer >= 1, not {v!r}")
+        init = bytes(init)
+        if len(init) > cfg.gbuf_bytes:
+            raise ValueError(f"Gbuffer: init has {len(init)} bytes, the buffer only {cfg.gbuf_bytes} "
+                             f"(gbuf_banks × gbuf_bank_bytes)")
+        self._cfg = cfg
+        self._n_rd = read_ports
+        self._n_wr = write_ports
+        wb = cfg.gbuf_word_bytes
+        padded = init + bytes(-len(init) % wb)
+        words = [int.from_bytes(padded[k:k + wb], "little") for k in range(0, len(padded), wb)]
+        self._mem = memory.Memory(shape=unsigned(8 * wb), depth=_words(cfg), init=words)
+        super().__init__({
+            "rd": In(ReadPortSignature(cfg)).array(read_ports),
+            "wr": In(WritePortSignature(cfg)).array(write_ports),
+            "bank_on": In(cfg.gbuf_banks),
+            "extra_reads": In(32),
+            "gbuf_reads": Out(64),
+            "gbuf_writes": Out(64),
+            "gbuf_active_bank_cycles": Out(64),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def read_ports(self) -> int:
+        return self._n_rd
+
+    @property
+    def write_ports(self) -> int:
+        return self._n_wr
+
+    @property
+    def words(self) -> int:
+        return _words(self._cfg)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = self._mem
+        wb = self._cfg.gbuf_word_bytes
+        for k in range(self._n_rd):
+            p = mem.read_port(domain="sync")
+            m.d.comb += [p.addr.eq(self.rd[k].addr), p.en.eq(self.rd[k].en), self.rd[k].data.eq(p.data)]
+        for k in range(self._n_wr):
+            p = mem.write_port(domain="sync", granularity=8)
+            en = self.wr[k].en
+            m.d.comb += [p.addr.eq(self.wr[k].addr), p.data.eq(self.wr[k].data),
+                         p.en.eq(self.wr[k].be & en.replicate(wb))]
+        reads = tree_sum([self.rd[k].en & self.rd[k].count for k in range(self._n_rd)] + [self.extra_reads])
+        writes = tree_sum([self.wr[k].en & self.wr[k].count for k in range(self._n_wr)])
+        active = tree_sum(list(self.bank_on))
+        m.d.sync += [
+            self.gbuf_reads.eq(self.gbuf_reads + reads),
+            self.gbuf_writes.eq(self.gbuf_writes + writes),
+            self.gbuf_active_bank_cycles.eq(self.gbuf_active_bank_cycles + active),
+        ]
+        return m
+
+    # ---------------------------------------------------------------- testbench backdoor
+    def backdoor_write(self, ctx, addr: int, data: bytes) -> None:
+        """Write ``data`` at byte address ``addr`` directly into the memory (testbench context)."""
+        wb = self._cfg.gbuf_word_bytes
+        data = bytes(data)
+        if addr < 0 or addr + len(data) > self._cfg.gbuf_bytes:
+            raise ValueError(f"Gbuffer.backdoor_write: bytes [{addr}, {addr + len(data)}) outside the buffer")
+        pos = 0
+        while pos < len(data):
+            a = addr + pos
+            word, lane = divmod(a, wb)
+            n = min(wb - lane, len(data) - pos)
+            old = ctx.get(self._mem.data[word]).to_bytes(wb, "little")
+            new = old[:lane] + data[pos:pos + n] + old[lane + n:]
+            ctx.set(self._mem.data[word], int.from_bytes(new, "little"))
+            pos += n
+
+    def backdoor_read(self, ctx, addr: int, n: int) -> bytes:
+        """Read ``n`` bytes from byte address ``addr`` directly from the memory (testbench context)."""
+        wb = self._cfg.gbuf_word_bytes
+        if addr < 0 or addr + n > self._cfg.gbuf_bytes:
+            raise ValueError(f"Gbuffer.backdoor_read: bytes [{addr}, {addr + n}) outside the buffer")
+        first, last = addr // wb, (addr + n - 1) // wb if n else addr // wb - 1
+        raw = b"".join(ctx.get(self._mem.data[w]).to_bytes(wb, "little") for w in range(first, last + 1))
+        off = addr - first * wb
+        return raw[off:off + n]
