@@ -38,6 +38,7 @@ SWEEP_PARAMS = {
     "lookahead": "rounds the writes may run ahead of execution (scheduler Options.lookahead; None = unbounded)",
     "cell_bits": "bits per cell, with the exact ADC width ceil(log2(rows x (2^cell_bits - 1) + 1))",
     "batch": "inputs per run (batch size)",
+    "dram_energy": "DRAM energy per bit dram_pj_per_bit (the same for every mode, the TPU-like included)",
 }
 DEFAULT_SWEEP_VALUES = {
     "xbars": [0.02, 0.05, 0.1, 0.25, 0.5, 1.0],
@@ -46,6 +47,7 @@ DEFAULT_SWEEP_VALUES = {
     "lookahead": [1, 2, 4, 8, None],
     "cell_bits": [1, 2, 4],
     "batch": [1, 2, 4, 8],
+    "dram_energy": [0.0, 5.0, 10.0, 20.0, 40.0],
 }
 # Which modes a swept parameter changes (run at every value); the TPU is left out where it does not change.
 _SWEEP_MODES = {
@@ -55,6 +57,7 @@ _SWEEP_MODES = {
     "lookahead": ("aras",),  # the baseline does not overlap writes
     "cell_bits": ("aras", "baseline", "tpu"),
     "batch": ("aras", "baseline", "tpu"),
+    "dram_energy": ("aras", "baseline", "tpu"),
 }
 _SWEEP_SHARED = {"lookahead": ("baseline",)}  # run once on the base config, the same at every point
 
@@ -431,6 +434,9 @@ def _sweep_point(cfg: Config, param: str, value, n_tiles: int) -> tuple[Config, 
     if param == "batch":
         ch = {"batch": int(value)}
         return cfg.replace(**ch), ch, (), str(int(value))
+    if param == "dram_energy":
+        ch = {"dram_pj_per_bit": float(value)}
+        return cfg.replace(**ch), ch, (), f"{value:g} pJ/bit"
     raise AssertionError(param)
 
 
