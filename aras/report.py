@@ -637,7 +637,7 @@ def _compare_plots(data: dict, out: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------- sweep
 SWEEP_AXIS = {"xbars": "crossbars (fraction of the network's tiles)", "write_latency": "write pulse time",
               "write_energy": "energy per SET/RESET pulse", "lookahead": "write look-ahead (rounds)",
-              "cell_bits": "bits per cell", "batch": "batch size"}
+              "cell_bits": "bits per cell", "batch": "batch size", "dram_energy": "DRAM energy per bit (pJ)"}
 
 
 def write_sweep_report(data: dict, out: Path) -> list[Path]:

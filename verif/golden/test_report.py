@@ -240,3 +240,10 @@ def test_sweep_lookahead_in_a_pool_matches_compare(tmp_path, compare):
     assert "tpu" not in one["runs"]
     assert d["model"]["tiles"] == count_tiles(Trace.load(LENET), TINY)
     _png_ok(tmp_path / "sweep_lookahead.png")
+
+
+def test_every_sweep_parameter_is_labelled():
+    from aras.experiments import DEFAULT_SWEEP_VALUES, SWEEP_PARAMS
+    from aras.report import SWEEP_AXIS
+
+    assert set(SWEEP_PARAMS) == set(SWEEP_AXIS) == set(DEFAULT_SWEEP_VALUES)
