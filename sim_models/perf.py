@@ -105,16 +105,17 @@ def write_time_bound(trace: Trace, cfg: Config, diff_write: bool, resident: bool
     return max(cfg.dram_latency_cycles + -(-nbytes // cfg.dram_bytes_per_cycle), -(-rows * row_min // drivers))
 
 
-def _steady(trace: Trace, cfg: Config, mode: str, opts: Options, cache: dict):
+def _steady(trace: Trace, cfg: Config, mode: str, opts: Options, cache: dict, p_cold=None):
     """Plan against the contents a previous inference leaves, then measure the steady state exactly.
 
     The scheduler tracks cell contents in program order, so a program's final contents are the end
-    state of any run of it (for every cell a tile uses; others are never read or compared)."""
-    p_cold = schedule(trace, cfg, mode, opts, cache=cache)
+    state of any run of it (for every cell a tile uses; others are never read or compared).
+    ``p_cold``: the cold (loading) program whose end state is planned against (default: ``opts``')."""
+    p_cold = p_cold or schedule(trace, cfg, mode, opts, cache=cache)
     prog = schedule(trace, cfg, mode, opts, initial=p_cold.notes["final_levels"], cache=cache,
                     initial_writes=p_cold.notes["final_writes"])
     prog.notes["cold_program"] = p_cold
-    return prog, run(prog, trace, cfg, prog.notes["final_levels"])
+    return prog, run(prog, trace, cfg, prog.notes["final_levels"], cache=cache)
 
 
 def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None = None,
@@ -150,12 +151,16 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
                                  "Gbuffer traffic and static energy not counted (compute bound)"])
     opts = opts or Options.for_mode(mode)
     cache: dict = {}
-    prog, steady = _steady(trace, cfg, mode, opts, cache)
     placement_note = None
-    if opts.placement:
-        # The scheduler is offline: it also builds the first-free program and keeps whichever writes
-        # with less energy in steady state, so similarity placement never loses in total.
-        ff_prog, ff_steady = _steady(trace, cfg, mode, replace(opts, placement=False), cache)
+    if not opts.placement:
+        prog, steady = _steady(trace, cfg, mode, opts, cache)
+    else:
+        # The scheduler is offline: it builds the first-free program (exactly what --no-placement runs)
+        # and the similarity-placed one, both planned against the first-free cold plan's end state, and
+        # keeps whichever writes with less energy in steady state: similarity never loses in total.
+        ff_opts = replace(opts, placement=False)
+        ff_prog, ff_steady = _steady(trace, cfg, mode, ff_opts, cache)
+        prog, steady = _steady(trace, cfg, mode, opts, cache, ff_prog.notes["cold_program"])
         if ff_steady.write_energy_pj <= steady.write_energy_pj:
             prog, steady = ff_prog, ff_steady
             placement_note = "first-free kept: similarity placement did not lower the steady-state write energy"
@@ -164,8 +169,8 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
     if keep is not None:
         keep["program"] = prog
     # The cold start is the first inference: the cold-planned program from empty crossbars.
-    cold = run(prog.notes["cold_program"], trace, cfg)
-    steady = run(prog, trace, cfg, prog.notes["final_levels"], lower_bound=True)
+    cold = run(prog.notes["cold_program"], trace, cfg, cache=cache)
+    steady = run(prog, trace, cfg, prog.notes["final_levels"], lower_bound=True, cache=cache)
     out = dict(common)
     for tag, r in (("steady", steady), ("cold", cold)):
         e = energy_breakdown(r.counters, r.write_energy_pj, cfg)

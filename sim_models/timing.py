@@ -70,9 +70,11 @@ def vector_work(trace: Trace, li: int, batch: int) -> int:
 
 
 def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = None,
-        lower_bound: bool = False) -> Run:
+        lower_bound: bool = False, cache: dict | None = None) -> Run:
     """Execute ``prog`` from crossbar contents ``initial`` (None: cold). ``lower_bound`` also computes the
-    least write energy over the encodings for the same placement and contents."""
+    least write energy over the encodings for the same placement and contents. ``cache``: a dict shared
+    by runs of programs of the same trace and config (Gbuffer traffic of identical COMPUTEs)."""
+    cache = prog.notes if cache is None else cache
     tb = WriteTables.of(cfg)
     L = cfg.levels
     levels = np.zeros((cfg.n_xbars, cfg.xbar_rows, cfg.xbar_cols), np.uint8) if initial is None else initial.copy()
@@ -162,10 +164,14 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
                 if te.family == "offset":
                     cnt["input_sum_ops"] += n
             cnt["post_ops"] += sum(B * P * b.ncols for b in ins.blocks if b.pmode in (PMODE_COMPLETE, PMODE_LAST))
-            key = ("traffic", len(e_fin))  # static per program: computed once, reused by every run
-            if key not in prog.notes:
-                prog.notes[key] = gbuffer.compute_traffic(prog, trace, cfg, ins)
-            r, w, s = prog.notes[key]
+            # Gbuffer traffic depends on the COMPUTE's structure and tensor addresses only, not on timing
+            key = ("traffic", li, ins.round, ins.replicas, prog.tensors[trace.layers[li].inputs[0]].base,
+                   prog.tensors[trace.layers[li].output].base,
+                   tuple(sorted({(te.tag[1], te.tag[2], te.replica) for te in ins.tiles})),
+                   tuple((b.g, b.c, b.pmode, prog.tensors[b.psum].base if b.psum else -1) for b in ins.blocks))
+            if key not in cache:
+                cache[key] = gbuffer.compute_traffic(prog, trace, cfg, ins)
+            r, w, s = cache[key]
             cnt["gbuf_reads"] += r
             cnt["gbuf_writes"] += w
             cnt["psum_spill_words"] += s
