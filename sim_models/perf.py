@@ -41,11 +41,20 @@ def _writes_summary(r: Run, cfg: Config) -> dict:
 
 
 def _layers(trace: Trace, r: Run, cfg: Config) -> list[dict]:
+    """Per layer: its execute window, write window, cycles and the energy of its own events (its
+    tiles' writes and DRAM fetches, its computation and Gbuffer accesses). Gbuffer leakage is a
+    property of the whole run and is reported there only."""
     out = []
     for li, lt in sorted(r.layers.items()):
+        c = dict.fromkeys(r.counters, 0) | lt.counters
+        c["gbuf_active_bank_cycles"] = 0
+        e = energy_breakdown(c, lt.write_energy_pj, cfg)
+        e.pop("gbuf_static")
+        e["total"] = sum(v for k, v in e.items() if k != "total")
         out.append({"name": trace.layers[li].name, "op": trace.layers[li].op, "start": lt.start, "end": lt.end,
                     "write_start": lt.wstart, "write_end": lt.wend, "compute_cycles": lt.compute_cycles,
-                    "write_cycles": lt.write_cycles, "write_energy_j": lt.write_energy_pj * 1e-12})
+                    "write_cycles": lt.write_cycles, "write_energy_j": lt.write_energy_pj * 1e-12,
+                    "energy_j": e, "counters": lt.counters})
     return out
 
 

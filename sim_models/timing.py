@@ -95,9 +95,12 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
     drivers = [[0] * cfg.write_drivers_per_pe for _ in range(cfg.n_pe)]
     xbar_bfin: dict[int, list[int]] = {}
     energy = energy_lb = energy_read = 0.0
+    pending: list = []  # (layer times, counters before) of the previous instruction, attributed lazily
     bank_events = []
     last_finish = 0
     for ins in prog.instrs:
+        before = dict(cnt)
+        _attribute(layers.setdefault(ins.layer, LayerTimes()), before, cnt, pending)
         if isinstance(ins, Write):
             t, x = ins.tile, ins.xbar
             p = x // per_pe
@@ -197,12 +200,24 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
         lt_e.start = start if lt_e.start is None else lt_e.start
         lt_e.end = fin - 1
         last_finish = max(last_finish, fin)
+    _attribute(None, None, cnt, pending)
     cycles = last_finish
     cnt["gbuf_active_bank_cycles"] = (_active_bank_cycles(prog.banks_init, bank_events, cycles)
                                       if prog.gbuf_adaptive else cfg.gbuf_banks * cycles)
     cnt["cycles"] = cycles
     return Run(cycles, cnt, changed.reshape(L, L), layers, levels, wear, energy, energy_lb, energy_read, e_times,
                w_times)
+
+
+def _attribute(lt: LayerTimes | None, before: dict | None, cnt: dict, pending: list) -> None:
+    """Add the counter increments of the previous instruction to its layer, then remember this one."""
+    if pending:
+        plt, pbefore = pending.pop()
+        for k, v in cnt.items():
+            if v != pbefore[k]:
+                plt.counters[k] = plt.counters.get(k, 0) + v - pbefore[k]
+    if lt is not None:
+        pending.append((lt, before))
 
 
 def _least_energy(ins: Write, old: np.ndarray, tb: WriteTables, cfg: Config) -> float:

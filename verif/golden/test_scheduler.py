@@ -177,6 +177,9 @@ def test_ablations_and_bounds(mixed):
             assert r["energy_j"]["write"] >= lb["write_energy_j"] * (1 - 1e-12), k
             e = r["energy_j"]
             assert e["total"] == pytest.approx(sum(v for n, v in e.items() if n != "total"), rel=1e-12)
+            # per-layer energies account for every dynamic joule (leakage is per run)
+            assert sum(ly["energy_j"]["total"] for ly in r["layers"]) == pytest.approx(
+                e["total"] - e["gbuf_static"], rel=1e-9)
         ideal = simulate(tr, cfg, "ideal")
         assert ideal["cycles"] <= min(r["cycles"] for r in res.values() if not r["options"]["replicate"])
         assert res["no-bank-select"]["energy_j"]["gbuf_static"] >= full["energy_j"]["gbuf_static"]
