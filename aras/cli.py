@@ -176,7 +176,7 @@ def _print_perf(r: dict) -> None:
 
 def cmd_simulate(args) -> int:
     from . import config as C
-    from .trace import check_fits
+    from .trace import check_fits, json_default
 
     cfg = C.load(args.config)
     if args.batch:
@@ -207,19 +207,9 @@ def cmd_simulate(args) -> int:
         _atomic_write(Path(args.outputs), write_npz)
         print(f"wrote {args.outputs}")
     if args.json:
-        _atomic_write(Path(args.json), lambda p: p.write_text(json.dumps(report, indent=1, default=_jsonable) + "\n"))
+        _atomic_write(Path(args.json), lambda p: p.write_text(json.dumps(report, indent=1, default=json_default) + "\n"))
         print(f"wrote {args.json}")
     return 0
-
-
-def _jsonable(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def cmd_compare(args) -> int:

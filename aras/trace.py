@@ -180,7 +180,7 @@ class Trace:
                             for k, t in self.tensors.items()},
                 "layers": layers,
             }
-            (tmp / "trace.json").write_text(json.dumps(meta, indent=1, default=_json_default) + "\n")
+            (tmp / "trace.json").write_text(json.dumps(meta, indent=1, default=json_default) + "\n")
             np.savez_compressed(tmp / "arrays.npz", **arrays)
             tmp.chmod(0o755)  # mkdtemp makes it private; a trace is an ordinary readable directory
             if path.exists():
@@ -233,7 +233,8 @@ class Trace:
         return t
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dumps`` default for numpy scalars and arrays."""
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
