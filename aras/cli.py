@@ -207,7 +207,8 @@ def cmd_simulate(args) -> int:
         _atomic_write(Path(args.outputs), write_npz)
         print(f"wrote {args.outputs}")
     if args.json:
-        _atomic_write(Path(args.json), lambda p: p.write_text(json.dumps(report, indent=1, default=json_default) + "\n"))
+        text = json.dumps(report, indent=1, default=json_default) + "\n"
+        _atomic_write(Path(args.json), lambda p: p.write_text(text))
         print(f"wrote {args.json}")
     return 0
 
