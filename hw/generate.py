@@ -37,6 +37,20 @@ def ports(component: wiring.Component) -> list[dict]:
     return out
 
 
+def macro_stub(cfg: Config) -> str:
+    """Verilog declaration (``(* blackbox *)``, no body) of the crossbar macro ``aras_xbar_macro`` with the
+    behavioural macro's ports, for flows where a real macro replaces it (synthesis, lint)."""
+    from .crossbar import Crossbar
+
+    xbar = Crossbar(cfg=cfg, blackbox=True)
+    xbar._MustUse__silence = True  # built only for its port list, never elaborated
+    decl = ["input clk", "input rst"]
+    for p in ports(xbar):
+        rng = f"[{p['width'] - 1}:0] " if p["width"] > 1 else ""
+        decl.append(f"{'input' if p['dir'] == 'in' else 'output'} {rng}{p['name']}")
+    return "(* blackbox *)\nmodule aras_xbar_macro(" + ", ".join(decl) + ");\nendmodule\n"
+
+
 def write(component: wiring.Component, name: str, cfg: Config, out_dir: str | Path, extra: dict | None = None) -> dict:
     """Write ``<name>.sv`` and ``manifest.json`` (config, ports, generation facts) into ``out_dir``."""
     out = Path(out_dir)

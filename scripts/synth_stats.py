@@ -21,6 +21,7 @@ from amaranth.back import rtlil
 
 from aras.config import load
 from aras.errors import ArasError
+from hw.generate import macro_stub
 
 
 def build(unit: str, cfg):
@@ -31,20 +32,6 @@ def build(unit: str, cfg):
     from hw.top import Top  # noqa: PLC0415 - the top imports every unit
 
     return Top(cfg=cfg, blackbox_macros=True), "aras_top"
-
-
-def macro_stub(cfg) -> str:
-    """A (* blackbox *) Verilog declaration of the crossbar macro with the behavioural macro's ports."""
-    from hw.crossbar import Crossbar
-    from hw.generate import ports
-
-    decl = ["input clk", "input rst"]
-    xbar = Crossbar(cfg=cfg, blackbox=True)
-    xbar._MustUse__silence = True  # built only for its port list, never elaborated
-    for p in ports(xbar):
-        rng = f"[{p['width'] - 1}:0] " if p["width"] > 1 else ""
-        decl.append(f"{'input' if p['dir'] == 'in' else 'output'} {rng}{p['name']}")
-    return "(* blackbox *)\nmodule aras_xbar_macro(" + ", ".join(decl) + ");\nendmodule\n"
 
 
 def stats(component, name: str, cfg) -> dict[str, dict[str, int]]:
