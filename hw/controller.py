@@ -1,0 +1,976 @@
+"""``controller``: program memory, the write-stream and execute-stream sequencers, the scoreboard, the
+Gbuffer bank mask, the host handshake, per-layer windows and the cycle counter (docs/architecture.md
+§3.12, §7.3, §9, §10, §11.3). Golden model of its timing: ``sim_models/timing.py``.
+
+Two components: :class:`Controller` (sequencing) and :class:`ComputeEngine` (the execute sequencer's
+COMPUTE part: item generation with the im2col input fetch, cross-tile accumulation through
+``datapath.Post`` and the output / partial-sum write-back, §5, §6.3, §7.4, §10.3).
+
+Scale: the decoders are written for simulation on small configurations (``tiny``): tile-entry →
+crossbar mapping and the RAW check are O(crossbars²) and the engine has one Gbuffer port per crossbar
+row, so the ``paper`` preset does not elaborate in reasonable time.
+
+Run protocol (this defines §10.1's cycle 0 for the RTL)
+--------------------------------------------------------
+1. Reset. Everything sequential returns to idle; program memory, DRAM image, Gbuffer contents and
+   crossbar cells survive (none of them is reset).
+2. Load (any number of cycles, nothing is counted): the program image through ``prog_in`` (256-bit
+   rows from row 0 upward; reset restarts at row 0) or by :meth:`Controller.backdoor_load`; the
+   DRAM image and the network input through the top's streams or backdoors.
+3. ``start`` high for one cycle (honoured once per reset). **Cycle 0 is the cycle after the start
+   strobe**; every counter is 0 in cycle 0. ``done`` is high from cycle ``cycles`` (§10.1) until the
+   next reset; ``cycle`` then holds ``cycles``.
+
+Sequencing (§10.2, §10.4; every wait points to earlier program order, so no deadlock)
+---------------------------------------------------------------------------------------
+Program memory is one array of 256-bit rows read through combinational ports, so the next instruction
+of each stream, its layer descriptor, tensor entries, tile/block entries and bank event are available
+in the cycle they are needed (instruction fetch is free, §13.2).
+
+- **DRAM stage**, write stream in order: the WRITE at ``wptr`` issues ``dram_req`` in cycle t when the
+  channel is idle (``dram_req.ready``), its PE has a free write-buffer slot (reserved from ``A_start``
+  to ``B_fin``, lowest index first) and, if ``barrier``, ``exec_retired ≥ wait_exec``. ``dram_done``
+  (cycle ``A_fin − 1``) marks the slot's tile present.
+- **Programming stage**, per PE in order: the PE's oldest not-yet-started WRITEs (a FIFO of slots in
+  DRAM order) start on ``wr_tile`` in cycle t when their tile is present, a driver is free,
+  ``exec_retired ≥ wait_exec`` (WAR) and no earlier WRITE to the crossbar is still programming (WAW,
+  ``busy[x]``). ``start_lanes`` > 1 lets several WRITEs of one PE start in one cycle (§8.4: a second
+  free driver), lane j going to the j-th lowest free driver (the write engine's issue-lane rule; the
+  top uses ``write_drivers_per_pe`` lanes). ``wr_done[p][d]`` (cycle ``B_fin − 1``) frees the driver,
+  the slot and ``busy[x]`` and increments ``done_gen[x]``.
+- **Execute stream**, one instruction at a time: the instruction at ``eptr`` starts in cycle t when the
+  previous one has finished and, for COMPUTE, ``done_gen[x] ≥ need_gen`` for every tile entry (RAW;
+  ``need_gen`` 0 = resident tile, no wait). ``exec_start`` is high in ``E_start``; the unit reports its
+  last busy cycle (``compute_done``, ``vector_done``; HOST: ``host_req`` from ``E_start`` until
+  ``host_ack``, then ``host_handoff_cycles`` more), at whose edge ``exec_retired`` increments.
+- The run ends in the first cycle in which both streams are exhausted and nothing is busy: ``done``.
+
+Bank mask (§7.3): ``bank_on`` = ``active | on_mask`` of an instruction starting this cycle; at an
+instruction's finish edge ``active &= ~off_mask``; all ones while running when the header's
+``gbuf_adaptive`` flag is 0; 0 outside [cycle 0, ``cycles``) (the Gbuffer counts it every cycle).
+
+Per-layer registers (§11.1): ``layer_start`` = first E_start, ``layer_end`` = last E_fin − 1,
+``layer_wstart`` = first B_start, ``layer_wend`` = last B_fin − 1 of the layer's WRITEs; all ones when
+absent. Read through ``layer_rd`` (``max_layers`` layers are kept).
+
+Debug trace (``debug=True``, simulation): memories indexed by write-stream index (``A_start``,
+``A_fin``, ``B_start``, ``B_fin``) and execute index (``E_start``, ``E_fin``), read with
+:meth:`Controller.trace_times`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from aras import isa
+from aras.config import Config
+
+from .dram import done_layout as dram_done_layout
+from .dram import req_layout as dram_req_layout
+from .pe import tile_layout as pe_tile_layout
+from .tree import tree_reduce, tree_sum
+from .vector_unit import op_layout, qparam_port_signature
+from .write_engine import done_layout as wr_done_layout
+
+__all__ = ["Controller", "exec_info_layout", "qparam_read_signature", "section_rows"]
+
+ROW_BITS = 8 * isa.WORD_BYTES
+CYCLE_BITS = 64
+DBG_BITS = 32
+ALL_ONES = (1 << CYCLE_BITS) - 1
+
+
+def qparam_read_signature() -> wiring.Signature:
+    """Combinational qparam-record read, seen from the user: ``index`` out, ``data`` back."""
+    return wiring.Signature({"index": Out(24), "data": In(isa.QPARAM)})
+
+
+def exec_info_layout(cfg: Config) -> data.StructLayout:
+    """What the execute units see of the instruction at ``eptr`` (combinational, stable while it runs)."""
+    X = cfg.n_xbars
+    return data.StructLayout({
+        "instr": isa.INSTR,
+        "desc": isa.LAYER,
+        "in0": isa.TENSOR,
+        "in1": isa.TENSOR,
+        "out": isa.TENSOR,
+        "tiles": data.ArrayLayout(isa.TILE, X),
+        "blocks": data.ArrayLayout(isa.BLOCK, X),
+        "psums": data.ArrayLayout(isa.TENSOR, X),  # psum tensor entry of block k
+        "batch": unsigned(16),
+    })
+
+
+def _rows(n, size: int):
+    """Rows of a section of ``n`` entries of ``size`` bytes."""
+    return (n * size + (isa.WORD_BYTES - 1)) >> 5
+
+
+def section_rows(hdr) -> dict:
+    """Base rows of every section from a header view (Amaranth expressions; Python ints work too)."""
+    out = {"header": 0, "banks_init": 2, "layers": 3}
+    out["tensors"] = out["layers"] + _rows(hdr.n_layers, 128)
+    out["qparams"] = out["tensors"] + _rows(hdr.n_tensors, 16)
+    out["tiles"] = out["qparams"] + _rows(hdr.n_qparams, 16)
+    out["blocks"] = out["tiles"] + _rows(hdr.n_tiles, 12)
+    out["bank_events"] = out["blocks"] + _rows(hdr.n_blocks, 8)
+    out["initial"] = out["bank_events"] + hdr.n_bank_events
+    out["writes"] = out["initial"] + _rows(hdr.n_initial, 8)
+    out["execs"] = out["writes"] + hdr.n_writes
+    return out
+
+
+def _lowest(bits, width: int):
+    """(any, index) of the lowest set bit of ``bits``."""
+    idx = Const(0, range(max(2, width)))
+    for i in reversed(range(width)):
+        idx = Mux(bits[i], i, idx)
+    return bits.any(), idx
+
+
+class Controller(wiring.Component):
+    """The controller (see the module docstring for the protocol, sequencing and registers).
+
+    Parameters
+    ----------
+    cfg : aras.config.Config
+        Hierarchy (``n_pe``, ``apus_per_pe``, ``xbars_per_apu``), ``write_drivers_per_pe``,
+        ``write_buffer_slots``, ``gbuf_banks``, ``host_handoff_cycles``.
+    program_words : int
+        Program memory depth in 256-bit rows.
+    max_layers : int
+        Layers with window registers (layers beyond are not recorded).
+    start_lanes : int
+        WRITEs of one PE that may start programming in one cycle (1 … ``write_drivers_per_pe``).
+    qparam_ports : int
+        Combinational qparam-record read ports (``qp_rd``) for the compute engine.
+    vqp_ports : int
+        Synchronous qparam ports (``vqp``, the vector unit's ``qp`` protocol).
+    debug : bool
+        Keep per-instruction start/finish cycles (simulation).
+
+    Attributes (ports)
+    ------------------
+    prog_in : In(stream of unsigned(256))
+        Program image rows (ready while not running).
+    start : In(1); running, done : Out(1); cycle : Out(64)
+    dram_req : Out(stream of ``dram.req_layout``); dram_done : In(stream of ``dram.done_layout``)
+    wr_tile : Out(stream of ``pe.tile_layout``) [n_pe][start_lanes]
+    wr_done : In(stream of ``write_engine.done_layout``) [n_pe][write_drivers_per_pe]
+    exec_start : Out(1)
+        High in E_start of the instruction described by ``info``.
+    info : Out(exec_info_layout(cfg))
+    compute_done : In(1)
+    vec_op : Out(stream of ``vector_unit.op_layout``); vector_done : In(1)
+    host_req : Out(1); host_layer : Out(12); host_ack : In(1)
+    bank_on : Out(gbuf_banks)
+    qp_rd : In(qparam_read_signature()) [qparam_ports]; vqp : In(qparam_port_signature()) [vqp_ports]
+    layer_rd_addr : In(range(4·max_layers)); layer_rd_data : Out(64)
+        Per-layer registers, layer-major (start, end, wstart, wend), as in the §11.3 status block.
+    exec_retired : Out(24); error : Out(1) (illegal opcode at ``eptr``)
+    """
+
+    def __init__(self, *, cfg: Config, program_words: int = 2048, max_layers: int = 32, start_lanes: int = 1,
+                 qparam_ports: int = 0, vqp_ports: int = 0, debug: bool = False):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"Controller: cfg must be an aras.config.Config, not {cfg!r}")
+        for name, v, lo in (("program_words", program_words, 4), ("max_layers", max_layers, 1),
+                            ("start_lanes", start_lanes, 1), ("qparam_ports", qparam_ports, 0),
+                            ("vqp_ports", vqp_ports, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"Controller: {name} must be an integer >= {lo}, not {v!r}")
+        if start_lanes > cfg.write_drivers_per_pe:
+            raise ValueError(f"Controller: start_lanes ({start_lanes}) exceeds write_drivers_per_pe "
+                             f"({cfg.write_drivers_per_pe}) of config {cfg.name!r}")
+        self._cfg = cfg
+        self._words = program_words
+        self._max_layers = max_layers
+        self._lanes = start_lanes
+        self._debug = bool(debug)
+        self.mem = memory.Memory(shape=unsigned(ROW_BITS), depth=program_words, init=[])
+        if self._debug:
+            self.dbg = {k: memory.Memory(shape=unsigned(DBG_BITS), depth=program_words, init=[])
+                        for k in ("a_start", "a_fin", "b_start", "b_fin", "e_start", "e_fin")}
+        D = cfg.write_drivers_per_pe
+        super().__init__({
+            "prog_in": In(stream.Signature(unsigned(ROW_BITS))),
+            "start": In(1),
+            "running": Out(1),
+            "done": Out(1),
+            "cycle": Out(CYCLE_BITS),
+            "dram_req": Out(stream.Signature(dram_req_layout(cfg))),
+            "dram_done": In(stream.Signature(dram_done_layout(cfg))),
+            "wr_tile": Out(stream.Signature(pe_tile_layout(cfg))).array(cfg.n_pe, start_lanes),
+            "wr_done": In(stream.Signature(wr_done_layout(cfg))).array(cfg.n_pe, D),
+            "exec_start": Out(1),
+            "info": Out(exec_info_layout(cfg)),
+            "compute_done": In(1),
+            "vec_op": Out(stream.Signature(op_layout())),
+            "vector_done": In(1),
+            "host_req": Out(1),
+            "host_layer": Out(12),
+            "host_ack": In(1),
+            "bank_on": Out(cfg.gbuf_banks),
+            "qp_rd": In(qparam_read_signature()).array(qparam_ports),
+            "vqp": In(qparam_port_signature()).array(vqp_ports),
+            "layer_rd_addr": In(range(4 * max_layers)),
+            "layer_rd_data": Out(CYCLE_BITS),
+            "exec_retired": Out(24),
+            "error": Out(1),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def program_words(self) -> int:
+        return self._words
+
+    @property
+    def max_layers(self) -> int:
+        return self._max_layers
+
+    @property
+    def start_lanes(self) -> int:
+        return self._lanes
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def backdoor_load(self, ctx, words) -> None:
+        """Write program-image rows (``isa.Image.words``) from row 0 (testbench context)."""
+        words = list(words)
+        if len(words) > self._words:
+            raise ValueError(f"Controller: program of {len(words)} rows exceeds program_words={self._words}")
+        for i, w in enumerate(words):
+            ctx.set(self.mem.data[i], w)
+
+    def trace_times(self, ctx, n_writes: int, n_execs: int):
+        """(write_times, exec_times) from the debug memories, as ``sim_models.timing.Run`` lists them."""
+        if not self._debug:
+            raise ValueError("Controller: trace_times needs debug=True")
+        g = {k: m.data for k, m in self.dbg.items()}
+        w = [(ctx.get(g["a_start"][i]), ctx.get(g["a_fin"][i]), ctx.get(g["b_start"][i]), ctx.get(g["b_fin"][i]))
+             for i in range(n_writes)]
+        e = [(ctx.get(g["e_start"][i]), ctx.get(g["e_fin"][i])) for i in range(n_execs)]
+        return w, e
+
+    # ------------------------------------------------------------------------------------------ elaborate
+    def elaborate(self, platform):  # noqa: C901 (the sequencers share one state; kept in one place)
+        m = Module()
+        cfg = self._cfg
+        m.submodules.mem = mem = self.mem
+        P, D, S, X = cfg.n_pe, cfg.write_drivers_per_pe, cfg.write_buffer_slots, cfg.n_xbars
+        XP = cfg.apus_per_pe * cfg.xbars_per_apu
+        lanes = self._lanes
+        abits = (self._words - 1).bit_length()
+
+        # The simulator evaluates a fragment's combinational logic as a whole whenever one of its
+        # inputs changes: decoding is split into sub-fragments by how often its inputs change.
+        def sub(name):
+            s_ = Module()
+            m.submodules[name] = s_
+            return s_
+
+        def read(addr, name, mm):
+            p = mem.read_port(domain="comb")
+            s = Signal(ROW_BITS, name=name)
+            mm.d.comb += [p.addr.eq(addr[:abits] if hasattr(addr, "shape") else addr), s.eq(p.data)]
+            return s
+
+        # ---------------------------------------------------------------- loading
+        load_ptr = Signal(range(self._words + 1))
+        run = Signal()  # cycle 0 … cycles − 1 … and the done cycle
+        fin = Signal()  # the run has ended
+        wp = mem.write_port()
+        m.d.comb += [self.prog_in.ready.eq(~run & ~fin & (load_ptr < self._words)),
+                     wp.addr.eq(load_ptr[:abits]), wp.data.eq(self.prog_in.payload),
+                     wp.en.eq(self.prog_in.valid & self.prog_in.ready)]
+        with m.If(wp.en):
+            m.d.sync += load_ptr.eq(load_ptr + 1)
+
+        # ---------------------------------------------------------------- header and sections
+        hm = sub("header")
+        hdr = isa.HEADER(Signal(isa.HEADER.size, name="hdr"))
+        hm.d.comb += hdr.as_value().eq(Cat(read(0, "hdr0", hm), read(1, "hdr1", hm)))
+        banks_init = read(2, "banks_init_row", hm)[:cfg.gbuf_banks]
+        base = {}
+        for k, v in section_rows(hdr).items():
+            s = Signal(32, name=f"base_{k}")
+            hm.d.comb += s.eq(v)
+            base[k] = s
+        adaptive = hdr.flags[0]
+
+        def tensor(tid, name, mm):
+            row = read(base["tensors"] + (tid >> 1), f"{name}_row", mm)
+            t = isa.TENSOR(Signal(isa.TENSOR.size, name=name))
+            mm.d.comb += t.as_value().eq(Mux(tid[0], row[128:], row[:128]))
+            return t
+
+        cycle = Signal(CYCLE_BITS)
+        m.d.comb += [self.cycle.eq(cycle), self.running.eq(run)]
+        done_now = Signal()
+        with m.If(self.start & ~run & ~fin):
+            m.d.sync += [run.eq(1), cycle.eq(0)]
+        with m.If(run & ~done_now):
+            m.d.sync += cycle.eq(cycle + 1)
+        with m.If(run & done_now):
+            m.d.sync += [run.eq(0), fin.eq(1)]
+        m.d.comb += self.done.eq(fin | (run & done_now))
+        act = run & ~done_now  # a cycle of the run: things may start
+
+        exec_retired = Signal(24)
+        m.d.comb += self.exec_retired.eq(exec_retired)
+
+        # ---------------------------------------------------------------- per-layer window registers
+        NL = self._max_layers
+        lreg = {k: Array(Signal(CYCLE_BITS, init=ALL_ONES, name=f"layer_{k}{i}") for i in range(NL))
+                for k in ("start", "end", "wstart", "wend")}
+        sel = self.layer_rd_addr
+        flat = Array(lreg[k][i] for i in range(NL) for k in ("start", "end", "wstart", "wend"))
+        sub("layer_rd").d.comb += self.layer_rd_data.eq(flat[sel])
+
+        def set_first(kind, layer):
+            with m.If(layer < NL):
+                with m.If(lreg[kind][layer] == ALL_ONES):
+                    m.d.sync += lreg[kind][layer].eq(cycle)
+
+        def set_last(kind, layer):
+            with m.If(layer < NL):
+                m.d.sync += lreg[kind][layer].eq(cycle)
+
+        if self._debug:
+            for kind, dmem in self.dbg.items():
+                m.submodules[f"dbg_{kind}"] = dmem
+
+        dbgm = sub("debug")
+
+        def dbg(kind, en, idx, value):
+            if not self._debug:
+                return
+            p = self.dbg[kind].write_port()
+            dbgm.d.comb += [p.en.eq(en), p.addr.eq(idx[:abits]), p.data.eq(value[:DBG_BITS])]
+
+        # ---------------------------------------------------------------- crossbar scoreboard
+        xbusy = Signal(X)
+        done_gen = Array(Signal(20, name=f"done_gen{x}") for x in range(X))
+
+        # ---------------------------------------------------------------- write stream: DRAM stage
+        wptr = Signal(24)
+        whm = sub("write_head")
+        w_head = isa.INSTR(read(base["writes"] + wptr, "w_head_row", whm)).write
+        head_pe = Signal(range(P))
+        whm.d.comb += head_pe.eq(w_head.xbar // XP)
+
+        slot_busy = [Signal(S, name=f"slot_busy{p}") for p in range(P)]
+        slot_ready = [Signal(S, name=f"slot_ready{p}") for p in range(P)]
+        slot_widx = [Array(Signal(24, name=f"slot_widx{p}_{s}") for s in range(S)) for p in range(P)]
+        slot_layer = [Array(Signal(12, name=f"slot_layer{p}_{s}") for s in range(S)) for p in range(P)]
+        q_slot = [Array(Signal(range(S), name=f"q_slot{p}_{k}") for k in range(S)) for p in range(P)]
+        q_head = [Signal(range(S), name=f"q_head{p}") for p in range(P)]
+        q_n = [Signal(range(S + 1), name=f"q_n{p}") for p in range(P)]
+
+        free_slots = Array(~slot_busy[p] for p in range(P))[head_pe]
+        has_slot, new_slot = Signal(), Signal(range(max(2, S)))
+        hs, ns = _lowest(free_slots, S)
+        whm.d.comb += [has_slot.eq(hs), new_slot.eq(ns)]
+        barrier_ok = ~w_head.barrier | (exec_retired >= w_head.wait_exec)
+        dram_go = Signal()
+        m.d.comb += dram_go.eq(act & (wptr < hdr.n_writes) & self.dram_req.ready & has_slot & barrier_ok)
+        rq = self.dram_req.payload
+        m.d.comb += self.dram_req.valid.eq(dram_go)
+        whm.d.comb += [rq.addr.eq(w_head.dram_addr), rq.bytes.eq(w_head.rows * w_head.wcols), rq.pe.eq(head_pe),
+                       rq.slot.eq(new_slot)]
+        dram_widx = Signal(24)
+        with m.If(dram_go):
+            m.d.sync += [wptr.eq(wptr + 1), dram_widx.eq(wptr)]
+        dbg("a_start", dram_go, wptr, cycle)
+        m.d.comb += self.dram_done.ready.eq(1)
+        dd = self.dram_done
+        dbg("a_fin", dd.valid, dram_widx, cycle + 1)
+
+        # ---------------------------------------------------------------- write stream: programming stage
+        write_idle = Signal(P)  # per PE: no WRITE between A_start and B_fin
+        for p in range(P):
+            # lanes: the j-th oldest pending WRITE of the PE, the j-th lowest free driver
+            drv_busy = Signal(D, name=f"drv_busy{p}")
+            lm = sub(f"lanes{p}")
+            free = ~drv_busy
+            ok_prev = Const(1, 1)
+            started_x = []
+            lane_go, lane_drv, lane_slot = [], [], []
+            for j in range(lanes):
+                qi = q_head[p] + j
+                qi = Mux(qi >= S, qi - S, qi)[:max(1, (S - 1).bit_length())] if S > 1 else Const(0, 1)
+                s_j = Signal(range(S), name=f"cand_slot{p}_{j}")
+                lm.d.comb += s_j.eq(q_slot[p][qi])
+                wj = isa.INSTR(read(base["writes"] + slot_widx[p][s_j], f"cand_row{p}_{j}", lm)).write
+                anyfree, d_j = _lowest(free, D)
+                go = Signal(name=f"wr_go{p}_{j}")
+                xj = wj.xbar
+                distinct = tree_reduce(lambda a, b: a & b, [xj != xi for xi in started_x], empty=1)
+                lane = self.wr_tile[p][j]
+                lm.d.comb += go.eq(act & ok_prev & (q_n[p] > j) & slot_ready[p].bit_select(s_j, 1) & anyfree &
+                                   (exec_retired >= wj.wait_exec) & ~xbusy.bit_select(xj, 1) & distinct & lane.ready)
+                tp = lane.payload
+                lm.d.comb += [lane.valid.eq(go), tp.xbar.eq(xj - p * XP), tp.slot.eq(s_j), tp.rows.eq(wj.rows),
+                             tp.wcols.eq(wj.wcols), tp.family.eq(wj.family), tp.mode.eq(wj.mode),
+                             tp.pack_g.eq(wj.pack_g), tp.pack_k.eq(wj.pack_k), tp.pack_n.eq(wj.pack_n),
+                             tp.flags.eq(wj.flags), tp.layer.eq(wj.layer), tp.t_group.eq(wj.t_group),
+                             tp.t_row.eq(wj.t_row), tp.t_col.eq(wj.t_col)]
+                with m.If(go):
+                    m.d.sync += xbusy.bit_select(xj, 1).eq(1)
+                    set_first("wstart", wj.layer)
+                dbg("b_start", go, slot_widx[p][s_j], cycle)
+                free = free & ~Mux(go, (Const(1, D) << d_j)[:D], 0)
+                started_x.append(xj)
+                ok_prev = go
+                lane_go.append(go)
+                lane_drv.append(d_j)
+                lane_slot.append(s_j)
+            n_started = tree_sum(lane_go)
+            set_bits = tree_reduce(lambda a, b: a | b, [Mux(g, (Const(1, D) << d)[:D], 0)
+                                                         for g, d in zip(lane_go, lane_drv, strict=True)])
+            # finishes (per driver)
+            clr_drv = []
+            slot_free_bits = []
+            for d in range(D):
+                dn = self.wr_done[p][d]
+                m.d.comb += dn.ready.eq(1)
+                x = dn.payload.xbar + p * XP
+                s = dn.payload.slot
+                with m.If(dn.valid):
+                    m.d.sync += [xbusy.bit_select(x, 1).eq(0), done_gen[x].eq(done_gen[x] + 1)]
+                    set_last("wend", slot_layer[p][s])
+                dbg("b_fin", dn.valid, slot_widx[p][s], cycle + 1)
+                clr_drv.append(Mux(dn.valid, Const(1 << d, D), 0))
+                slot_free_bits.append(Mux(dn.valid, (Const(1, S) << s)[:S], 0))
+            clr = tree_reduce(lambda a, b: a | b, clr_drv)
+            freed = tree_reduce(lambda a, b: a | b, slot_free_bits)
+            m.d.sync += drv_busy.eq((drv_busy | set_bits) & ~clr)
+
+            # slots: reserve at the DRAM start, present at the DRAM finish, free at the programming finish
+            take = dram_go & (head_pe == p)
+            reserve = Mux(take, (Const(1, S) << new_slot)[:S], 0)
+            present = Mux(dd.valid & (dd.payload.pe == p), (Const(1, S) << dd.payload.slot)[:S], 0)
+            m.d.sync += [slot_busy[p].eq((slot_busy[p] | reserve) & ~freed),
+                         slot_ready[p].eq((slot_ready[p] | present) & ~freed)]
+            tail = q_head[p] + q_n[p]
+            tail = Mux(tail >= S, tail - S, tail)
+            with m.If(take):
+                m.d.sync += [slot_widx[p][new_slot].eq(wptr), slot_layer[p][new_slot].eq(w_head.layer),
+                             q_slot[p][tail[:max(1, (S - 1).bit_length())] if S > 1 else 0].eq(new_slot)]
+            nh = q_head[p] + n_started
+            m.d.sync += [q_head[p].eq(Mux(nh >= S, nh - S, nh)), q_n[p].eq(q_n[p] + take - n_started)]
+            m.d.comb += write_idle[p].eq(slot_busy[p] == 0)
+
+        # ---------------------------------------------------------------- execute stream
+        eptr = Signal(24)
+        e_run = Signal()
+        info = self.info
+        em = sub("exec_info")
+        instr = isa.INSTR(read(base["execs"] + eptr, "e_row", em))
+        op = instr.head.op
+        layer = instr.head.layer
+        desc_rows = [read(base["layers"] + (layer << 2) + k, f"desc_row{k}", em) for k in range(4)]
+        em.d.comb += [info.instr.eq(instr), info.desc.as_value().eq(Cat(*desc_rows)), info.batch.eq(hdr.batch)]
+        desc = info.desc
+        for name in ("in0", "in1", "out"):
+            tid = getattr(desc, name)
+            em.d.comb += getattr(info, name).eq(tensor(tid, f"t_{name}", em))
+        cmp = instr.compute
+
+        def entries(sec, ptr, size, n, layout, name):
+            off = Signal(40, name=f"{name}_off")
+            em.d.comb += off.eq(ptr * size)
+            nrows = -(-(n * size) // isa.WORD_BYTES) + 1
+            rows = [read(base[sec] + (off >> 5) + k, f"{name}_row{k}", em) for k in range(nrows)]
+            cat = Signal(nrows * ROW_BITS, name=f"{name}_cat")
+            em.d.comb += cat.eq(Cat(*rows) >> (off[:5] << 3))
+            return cat[:n * layout.size]
+
+        em.d.comb += info.tiles.as_value().eq(entries("tiles", cmp.tiles_ptr, 12, X, isa.TILE, "tiles"))
+        em.d.comb += info.blocks.as_value().eq(entries("blocks", cmp.blocks_ptr, 8, X, isa.BLOCK, "blocks"))
+        for k in range(X):
+            em.d.comb += info.psums[k].eq(tensor(info.blocks[k].psum_tensor, f"psum{k}", em))
+
+        evt_idx = Mux(op == isa.Opcode.COMPUTE, cmp.bank_evt, instr.vector.bank_evt)
+        evt = isa.BANK_EVENT(read(base["bank_events"] + evt_idx - 1, "evt_row", em))
+        on_mask = Signal(cfg.gbuf_banks)
+        off_mask = Signal(cfg.gbuf_banks)
+        em.d.comb += [on_mask.eq(Mux(evt_idx != 0, evt.on_mask[:cfg.gbuf_banks], 0)),
+                      off_mask.eq(Mux(evt_idx != 0, evt.off_mask[:cfg.gbuf_banks], 0))]
+
+        raw_ok = Signal()
+        sub("raw").d.comb += raw_ok.eq(tree_reduce(lambda a, b: a & b, [
+            (k >= cmp.tiles_n) | (done_gen[info.tiles[k].xbar] >= info.tiles[k].need_gen) for k in range(X)]))
+        valid_ptr = eptr < hdr.n_execs
+        is_c, is_v, is_h = op == isa.Opcode.COMPUTE, op == isa.Opcode.VECTOR, op == isa.Opcode.HOST
+        is_end = op == isa.Opcode.END
+        m.d.comb += self.error.eq(run & valid_ptr & ~(is_c | is_v | is_h | is_end))
+        e_go = Signal()
+        m.d.comb += e_go.eq(act & ~e_run & valid_ptr & ((is_c & raw_ok) | (is_v & self.vec_op.ready) | is_h))
+        m.d.comb += self.exec_start.eq(e_go)
+
+        # HOST: host_req from E_start until host_ack, then host_handoff_cycles more
+        h = cfg.host_handoff_cycles
+        acked = Signal()
+        hcnt = Signal(range(h + 2))
+        m.d.comb += [self.host_req.eq((e_go | e_run) & is_h & ~acked), self.host_layer.eq(layer)]
+        ack_now = self.host_req & self.host_ack
+        if h == 0:
+            host_done = ack_now
+        else:
+            host_done = acked & (hcnt == 1)
+            with m.If(ack_now):
+                m.d.sync += [acked.eq(1), hcnt.eq(h)]
+            with m.Elif(acked):
+                m.d.sync += hcnt.eq(hcnt - 1)
+        e_fin = Signal()
+        m.d.comb += e_fin.eq((e_go | e_run) & ((is_c & self.compute_done) | (is_v & self.vector_done) |
+                                               (is_h & host_done)))
+
+        # VECTOR: the op handshake is the start
+        vo = self.vec_op.payload
+        m.d.comb += self.vec_op.valid.eq(act & ~e_run & valid_ptr & is_v)
+        sub("vec_op").d.comb += [
+            vo.vop.as_value().eq(desc.vop), vo.in0.eq(info.in0.base), vo.in1.eq(info.in1.base),
+            vo.out.eq(info.out.base),
+            vo.batch.eq(hdr.batch), vo.chans.eq(desc.cin), vo.h.eq(desc.h), vo.w.eq(desc.w),
+            vo.ho.eq(desc.ho), vo.wo.eq(desc.wo), vo.kh.eq(desc.kh), vo.kw.eq(desc.kw), vo.sh.eq(desc.sh),
+            vo.sw.eq(desc.sw), vo.pt.eq(desc.pt), vo.pl.eq(desc.pl), vo.chan_last.eq(desc.chan_last),
+            vo.count_include_pad.eq(desc.count_include_pad), vo.zx.eq(desc.zx), vo.zx2.eq(desc.zx2),
+            vo.zo.eq(desc.zo), vo.act_min.eq(desc.act_min), vo.act_max.eq(desc.act_max),
+            vo.m1.eq(desc.m1), vo.m2.eq(desc.m2), vo.mo.eq(desc.mo), vo.e1.eq(desc.e1), vo.e2.eq(desc.e2),
+            vo.eo.eq(desc.eo), vo.mi.eq(desc.mi), vo.ma.eq(desc.ma), vo.ei.eq(desc.ei), vo.ea.eq(desc.ea),
+            vo.qparam_ptr.eq(desc.qparam_ptr),
+        ]
+
+        with m.If(e_go):
+            set_first("start", layer)
+            with m.If(~e_fin):
+                m.d.sync += e_run.eq(1)
+        dbg("e_start", e_go, eptr, cycle)
+        with m.If(e_fin):
+            m.d.sync += [e_run.eq(0), eptr.eq(eptr + 1), exec_retired.eq(exec_retired + 1), acked.eq(0)]
+            set_last("end", layer)
+        dbg("e_fin", e_fin, eptr, cycle + 1)
+
+        # ---------------------------------------------------------------- bank mask
+        active = Signal(cfg.gbuf_banks)
+        on_now = Mux(e_go, on_mask, 0)
+        with m.If(self.start & ~run & ~fin):
+            m.d.sync += active.eq(banks_init)
+        with m.Elif(act):
+            m.d.sync += active.eq((active | on_now) & ~Mux(e_fin, off_mask, 0))
+        all_on = Const((1 << cfg.gbuf_banks) - 1, cfg.gbuf_banks)
+        m.d.comb += self.bank_on.eq(Mux(act, Mux(adaptive, active | on_now, all_on), 0))
+
+        # ---------------------------------------------------------------- end of run
+        m.d.comb += done_now.eq(run & (wptr >= hdr.n_writes) & (write_idle == (1 << P) - 1) & ~e_run &
+                                (~valid_ptr | is_end))
+
+        # ---------------------------------------------------------------- qparam reads
+        qm = sub("qparams")
+
+        def qrec(idx, name):
+            row = read(base["qparams"] + (idx >> 1), f"{name}_row", qm)
+            return Mux(idx[0], row[128:], row[:128])
+
+        for k, port in enumerate(self.qp_rd):
+            qm.d.comb += port.data.as_value().eq(qrec(port.index, f"qp{k}"))
+        for k, port in enumerate(self.vqp):
+            rp = mem.read_port(domain="sync")
+            half = Signal(name=f"vqp_half{k}")
+            m.d.comb += [rp.addr.eq((base["qparams"] + (port.addr >> 1))[:abits]), rp.en.eq(port.en)]
+            with m.If(port.en):
+                m.d.sync += half.eq(port.addr[0])
+            q = isa.QPARAM(Mux(half, rp.data[128:], rp.data[:128]))
+            m.d.comb += [port.m.eq(q.m_neg), port.shift.eq(q.shift_neg)]
+        return m
+
+
+# ====================================================================================================
+# COMPUTE execution (the execute sequencer's COMPUTE part, with the chip-level ``datapath.post``)
+# ====================================================================================================
+def gbuf_comb_read_signature(cfg: Config) -> wiring.Signature:
+    """Combinational Gbuffer word read, seen from the user: ``addr`` (word) out, ``data`` back."""
+    words = cfg.gbuf_bytes // cfg.gbuf_word_bytes
+    return wiring.Signature({"addr": Out(max(1, (words - 1).bit_length())), "data": In(8 * cfg.gbuf_word_bytes)})
+
+
+class ComputeEngine(wiring.Component):
+    """Runs one COMPUTE round (docs/architecture.md §5, §6.3, §7.4, §10.3) on the PEs' APUs.
+
+    Started by ``start`` in ``E_start`` with the round described by ``info`` (stable until ``done``)
+    and the PEs' tile metadata ``meta``. The crossbar of tile entry k runs copy ``replica`` of its tile:
+    positions ``[q·⌈P/r⌉, min(P, (q+1)·⌈P/r⌉))``; all crossbars in lockstep over items (batch item,
+    position, bit-plane 0 … 7).
+
+    - **Items**: from ``E_start`` on, one item for every APU, back to back (the APUs accept every
+      ``max(T_mvm, cols_per_adc)`` cycles). Item 0 is offered in ``E_start`` itself: the input vector
+      of a position is read **combinationally** from the Gbuffer (``grd``, one word port per crossbar
+      row: the §13.2 no-port-limit simplification; padding feeds ``zx``), so an input written by the
+      previous instruction in its last cycle is used without a bubble.
+    - **Accumulate + post** (one ``datapath.Post`` per crossbar, used by the block's leader, the
+      lowest crossbar of each (gchunk, cchunk, copy)): in the cycle the PEs' decoded partial sums
+      arrive (1 cycle after ``tsum``), the leader adds its block's tiles (no NoC cost, §13.1 #9) and,
+      for pmode middle/last, the restored int32 partial sums (combinational Gbuffer reads); ``Post``
+      adds the bias and requantizes (or passes the raw sum for a spill). In the next cycle the int8
+      outputs (CHW / sequence layout) or int32 spills are written (``gwr``, one port per lane).
+      ``post_latency`` = 3 cycles from the last ``tsum`` to the end: tsum → decode → post → write;
+      larger values delay ``done``.
+    - ``done`` is high in ``E_fin − 1``.
+
+    Gbuffer access counting (§7.4): input streams (distinct (gchunk, rchunk, copy)) and restores add
+    their word counts to ``extra_reads``; output and spill write ports carry ``count`` for the first
+    byte of each distinct word of a position (outputs: per copy; spills: per block).
+    Counters: ``post_ops`` (Post), ``psum_spill_words``. ``tag_error`` latches if a crossbar's
+    metadata does not carry its tile entry's tag at ``E_start`` (§9.6: the tag is a check).
+    """
+
+    def __init__(self, *, cfg: Config):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"ComputeEngine: cfg must be an aras.config.Config, not {cfg!r}")
+        if cfg.post_latency < 3:
+            raise ValueError(f"ComputeEngine: config {cfg.name!r}: post_latency ({cfg.post_latency}) must be >= 3 "
+                             "(decode, post and write-back stages)")
+        if cfg.gbuf_word_bytes % 4:
+            raise ValueError(f"ComputeEngine: config {cfg.name!r}: gbuf_word_bytes ({cfg.gbuf_word_bytes}) must be a "
+                             "multiple of 4 (int32 partial sums never straddle words)")
+        from .apu import item_layout
+        from .datapath import psum_layout
+        from .gbuffer import WritePortSignature
+        from .pe import meta_layout
+
+        self._cfg = cfg
+        X, R, cw = cfg.n_xbars, cfg.xbar_rows, cfg.weight_cols
+        A = cfg.n_pe * cfg.apus_per_pe
+        super().__init__({
+            "start": In(1),
+            "info": In(exec_info_layout(cfg)),
+            "meta": In(data.ArrayLayout(meta_layout(cfg), X)),
+            "done": Out(1),
+            "busy": Out(1),
+            "item": Out(stream.Signature(item_layout(cfg))).array(A),
+            "psum": In(stream.Signature(psum_layout(cfg))).array(X),
+            "grd": Out(gbuf_comb_read_signature(cfg)).array(X * R + X * cw),
+            "gwr": Out(WritePortSignature(cfg)).array(X * cw),
+            "qp": Out(qparam_read_signature()).array(X * cw),
+            "extra_reads": Out(32),
+            "post_ops": Out(64),
+            "psum_spill_words": Out(64),
+            "tag_error": Out(1),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    def elaborate(self, platform):  # noqa: C901 (one pipeline, kept in one place)
+        from amaranth.hdl import signed
+
+        from .datapath import Post
+
+        m = Module()
+        cfg = self._cfg
+        X, R, cw, S = cfg.n_xbars, cfg.xbar_rows, cfg.weight_cols, cfg.slices
+        XA = cfg.xbars_per_apu
+        A = cfg.n_pe * cfg.apus_per_pe
+        WB = cfg.gbuf_word_bytes
+        info, desc, meta = self.info, self.info.desc, self.meta
+        ins = info.instr.compute
+        P = desc.p
+        B = info.batch
+        is_lin = Signal()
+
+        # The simulator evaluates a fragment's combinational logic as a whole whenever one of its
+        # inputs changes, so the logic is split by how often its inputs change: per round (static),
+        # per position (fetch, accumulate, write-back) and per item (bit-planes).
+        def sub(name):
+            s_ = Module()
+            m.submodules[name] = s_
+            return s_
+
+        # ---------------------------------------------------------------- static round information
+        st = sub("round")
+        per = Signal(32)
+        st.d.comb += [per.eq((P + Mux(ins.replicas == 0, 1, ins.replicas) - 1) // Mux(ins.replicas == 0, 1,
+                                                                                      ins.replicas)),
+                      is_lin.eq(desc.kind == isa.Kind.LINEAR)]
+        in_round = [Signal(name=f"in_round{x}") for x in range(X)]
+        xg = [Signal(16, name=f"g{x}") for x in range(X)]
+        xr = [Signal(12, name=f"r{x}") for x in range(X)]
+        xc = [Signal(12, name=f"c{x}") for x in range(X)]
+        xq = [Signal(8, name=f"q{x}") for x in range(X)]
+        for k in range(X):
+            te = info.tiles[k]
+            for x in range(X):
+                with st.If((k < ins.tiles_n) & (te.xbar == x)):
+                    st.d.comb += [in_round[x].eq(1), xg[x].eq(te.t_group), xr[x].eq(te.t_row), xc[x].eq(te.t_col),
+                                  xq[x].eq(te.replica)]
+        pmode = [Signal(2, name=f"pmode{x}") for x in range(X)]
+        pbase = [Signal(32, name=f"psum_base{x}") for x in range(X)]
+        for k in range(X):
+            be = info.blocks[k]
+            for x in range(X):
+                with st.If((k < ins.blocks_n) & (be.t_group == xg[x]) & (be.t_col == xc[x])):
+                    st.d.comb += [pmode[x].eq(be.pmode), pbase[x].eq(info.psums[k].base)]
+
+        def same_expr(x, y, fields):
+            return in_round[y] & tree_reduce(lambda a, b: a & b, [f[x] == f[y] for f in fields])
+
+        same_blk = [[Signal(name=f"same{x}_{y}") for y in range(X)] for x in range(X)]
+        leader = [Signal(name=f"leader{x}") for x in range(X)]
+        sleader = [Signal(name=f"sleader{x}") for x in range(X)]  # lowest crossbar of its (gchunk, rchunk, copy)
+        for x in range(X):
+            for y in range(X):
+                st.d.comb += same_blk[x][y].eq(same_expr(x, y, (xg, xc, xq)))
+            st.d.comb += [
+                leader[x].eq(in_round[x] & ~tree_reduce(lambda a, b: a | b, [same_blk[x][y] for y in range(x)],
+                                                        empty=0)),
+                sleader[x].eq(in_round[x] & ~tree_reduce(lambda a, b: a | b,
+                                                         [same_expr(x, y, (xg, xr, xq)) for y in range(x)], empty=0)),
+            ]
+        rows = [meta[x].rows for x in range(X)]
+        ncols = [meta[x].wcols for x in range(X)]
+        cphys = [Signal(range(cfg.xbar_cols + 1), name=f"cphys{x}") for x in range(X)]
+        ch0 = [Signal(16, name=f"ch0_{x}") for x in range(X)]
+        cig = Signal(16)
+        khw = Signal(16)
+        hw_ = Signal(32)
+        st.d.comb += [cig.eq(desc.cin // Mux(desc.groups == 0, 1, desc.groups)), khw.eq(desc.kh * desc.kw),
+                      hw_.eq(desc.h * desc.w)]
+        for x in range(X):
+            st.d.comb += [
+                ch0[x].eq(xg[x] * (desc.pack_g * desc.ng) + xc[x] * Mux(meta[x].family, cw // 2, cw)),
+                cphys[x].eq(Mux(meta[x].family, meta[x].wcols * (2 * S), meta[x].wcols * S)),
+            ]
+        # tag check (§9.6)
+        bad = []
+        for k in range(X):
+            te = info.tiles[k]
+            mt = Array(meta[x] for x in range(X))[te.xbar]
+            bad.append((k < ins.tiles_n) & ~(mt.valid & (mt.layer == info.instr.head.layer) &
+                                             (mt.t_group == te.t_group) & (mt.t_row == te.t_row) &
+                                             (mt.t_col == te.t_col)))
+        tag_bad = Signal()
+        st.d.comb += tag_bad.eq(tree_reduce(lambda a, b: a | b, bad))
+        with m.If(self.start & tag_bad):
+            m.d.sync += self.tag_error.eq(1)
+
+        # ---------------------------------------------------------------- item stage (sequencing)
+        run_r = Signal()
+        iss = Signal()
+        plane = Signal(3)
+        pidx = Signal(32)
+        bb = Signal(16)
+        active = Signal()
+        issuing = Signal()
+        accept = Signal()
+        m.d.comb += [active.eq(self.start | run_r), issuing.eq(self.start | iss), self.busy.eq(active),
+                     accept.eq(issuing & tree_reduce(lambda a, b: a & b, [it.ready for it in self.item]))]
+        with m.If(self.start):
+            m.d.sync += [run_r.eq(1), iss.eq(1)]
+        with m.If(accept):
+            m.d.sync += plane.eq(plane + 1)
+            with m.If(plane == 7):
+                with m.If(pidx + 1 >= per):
+                    m.d.sync += pidx.eq(0)
+                    with m.If(bb + 1 >= B):
+                        m.d.sync += [bb.eq(0), iss.eq(0)]
+                    with m.Else():
+                        m.d.sync += bb.eq(bb + 1)
+                with m.Else():
+                    m.d.sync += pidx.eq(pidx + 1)
+
+        # per crossbar, per position: running, input vector (combinational Gbuffer reads), read count
+        run_x = [Signal(name=f"run{x}") for x in range(X)]
+        vals = [[Signal(8, name=f"xin{x}_{k}") for k in range(R)] for x in range(X)]
+        reads = [Signal(range(R + 1), name=f"reads{x}") for x in range(X)]
+        port = 0
+        for x in range(X):
+            f = sub(f"fetch{x}")
+            px = Signal(32, name=f"pos{x}")
+            f.d.comb += [px.eq(xq[x] * per + pidx), run_x[x].eq(in_round[x] & (px < P))]
+            oh = Signal(16, name=f"oh{x}")
+            ow = Signal(16, name=f"ow{x}")
+            f.d.comb += [oh.eq(px // Mux(desc.wo == 0, 1, desc.wo)), ow.eq(px - oh * desc.wo)]
+            ibase = Signal(32, name=f"ibase{x}")
+            f.d.comb += ibase.eq(info.in0.base + bb * info.in0.item_bytes)
+            words, valids = [], []
+            for k in range(R):
+                t = Signal(8, name=f"blk{x}_{k}")
+                kk = Signal(16, name=f"kk{x}_{k}")
+                f.d.comb += [t.eq(k // Mux(desc.kg == 0, 1, desc.kg)), kk.eq(xr[x] * R + k - t * desc.kg)]
+                cin = Signal(16, name=f"cin{x}_{k}")
+                q1 = Signal(16, name=f"kq{x}_{k}")
+                f.d.comb += [q1.eq(kk // Mux(khw == 0, 1, khw)), cin.eq((xg[x] * desc.pack_g + t) * cig + q1)]
+                rem = kk - q1 * khw
+                ii = Signal(8, name=f"ki{x}_{k}")
+                jj = Signal(8, name=f"kj{x}_{k}")
+                f.d.comb += [ii.eq(rem // Mux(desc.kw == 0, 1, desc.kw)), jj.eq(rem - ii * desc.kw)]
+                ih = Signal(signed(20), name=f"ih{x}_{k}")
+                iw = Signal(signed(20), name=f"iw{x}_{k}")
+                f.d.comb += [ih.eq(oh * desc.sh - desc.pt + ii * desc.dh),
+                             iw.eq(ow * desc.sw - desc.pl + jj * desc.dw)]
+                inside = (ih >= 0) & (ih < desc.h) & (iw >= 0) & (iw < desc.w)
+                a_conv = ibase + cin * hw_ + ih.as_unsigned()[:16] * desc.w + iw.as_unsigned()[:16]
+                a_lin = ibase + px * desc.w + xr[x] * R + k
+                addr = Signal(32, name=f"iaddr{x}_{k}")
+                valid = Signal(name=f"ivalid{x}_{k}")
+                f.d.comb += [addr.eq(Mux(is_lin, a_lin, a_conv)), valid.eq((k < rows[x]) & (is_lin | inside))]
+                g = self.grd[port]
+                port += 1
+                f.d.comb += g.addr.eq(addr // WB)
+                byte = g.data.word_select((addr % WB)[:max(1, (WB - 1).bit_length())], 8)
+                f.d.comb += vals[x][k].eq(Mux(valid, byte, desc.zx.as_unsigned()))
+                words.append(addr // WB)
+                valids.append(valid)
+            # §7.4 input stream: a word access whenever a valid row's word differs from the last one
+            seen, lastw, cnt = Const(0, 1), Const(0, 32), []
+            for k in range(R):
+                cnt.append(valids[k] & (~seen | (words[k] != lastw)))
+                lastw = Mux(valids[k], words[k], lastw)
+                seen = seen | valids[k]
+            f.d.comb += reads[x].eq(Mux(sleader[x] & run_x[x], tree_sum(cnt), 0))
+        # per item: the bit-plane of every crossbar's input vector
+        for a in range(A):
+            it = self.item[a]
+            b_ = sub(f"item{a}")
+            b_.d.comb += [it.valid.eq(issuing), it.payload.plane.eq(plane), it.payload.first_plane.eq(plane == 0),
+                          it.payload.last_plane.eq(plane == 7)]
+            for kx in range(XA):
+                x = a * XA + kx
+                b_.d.comb += [it.payload.bits[kx].eq(Cat(*[v.bit_select(plane, 1) for v in vals[x]])),
+                              it.payload.r_used[kx].eq(rows[x]), it.payload.c_phys[kx].eq(cphys[x]),
+                              it.payload.xmask[kx].eq(run_x[x])]
+        input_reads = Signal(32)
+        m.d.comb += input_reads.eq(Mux(accept & (plane == 0), tree_sum(reads), 0))
+
+        # ---------------------------------------------------------------- post stage
+        pv = Signal()
+        m.d.comb += pv.eq(active & tree_reduce(lambda a, b: a | b, [p.valid for p in self.psum]))
+        for p in self.psum:
+            m.d.comb += p.ready.eq(1)
+        pidx_p = Signal(32)
+        bb_p = Signal(16)
+        with m.If(pv):
+            with m.If(pidx_p + 1 >= per):
+                m.d.sync += pidx_p.eq(0)
+                with m.If(bb_p + 1 >= B):
+                    m.d.sync += bb_p.eq(0)
+                with m.Else():
+                    m.d.sync += bb_p.eq(bb_p + 1)
+            with m.Else():
+                m.d.sync += pidx_p.eq(pidx_p + 1)
+        # out stage position (registered)
+        pidx_o = Signal(32)
+        bb_o = Signal(16)
+        last_o = Signal()
+        m.d.sync += last_o.eq(pv & (pidx_p + 1 >= per) & (bb_p + 1 >= B))
+        with m.If(pv):
+            m.d.sync += [pidx_o.eq(pidx_p), bb_o.eq(bb_p)]
+
+        restore_reads = [Signal(range(cw + 1), name=f"rreads{x}") for x in range(X)]
+        spill_words = [Signal(range(2 * cw + 1), name=f"swords{x}") for x in range(X)]
+        post_ops = []
+        outs = []  # per lane: (valid, word, copy, is_spill, first lane of its spill word, port)
+        for x in range(X):
+            pin = sub(f"postin{x}")
+            post = Post(cfg=cfg)
+            m.submodules[f"post{x}"] = post
+            post_ops.append(post.post_ops)
+            pp = Signal(32, name=f"ppos{x}")
+            go = Signal(name=f"post_go{x}")
+            restore = Signal(name=f"restore{x}")
+            spill = Signal(name=f"spill{x}")
+            prow = Signal(32, name=f"prow{x}")
+            pin.d.comb += [pp.eq(xq[x] * per + pidx_p), go.eq(pv & leader[x] & (pp < P)),
+                           restore.eq((pmode[x] == 2) | (pmode[x] == 3)), spill.eq((pmode[x] == 1) | (pmode[x] == 2)),
+                           prow.eq(pbase[x] + (bb_p * P + pp) * ncols[x] * 4)]
+            part = post.part.payload
+            rcnt = []
+            prev_w = None
+            for j in range(cw):
+                tot = tree_sum([Mux(same_blk[x][y], self.psum[y].payload.v[j], 0) for y in range(X)])
+                ra = prow + 4 * j
+                g = self.grd[port]
+                port += 1
+                pin.d.comb += g.addr.eq(ra // WB)
+                if WB > 4:
+                    rv = g.data.word_select(((ra % WB) // 4)[:max(1, (WB // 4 - 1).bit_length())], 32).as_signed()
+                else:
+                    rv = g.data.as_signed()
+                pin.d.comb += part.psum[j].eq((tot + Mux(restore, rv, 0))[:32].as_signed())
+                qp = self.qp[x * cw + j]
+                pin.d.comb += qp.index.eq(desc.qparam_ptr + ch0[x] + j)
+                q = part.qp[j]
+                pin.d.comb += [q.bias.eq(qp.data.bias_hw), q.m.eq(qp.data.m), q.shift.eq(qp.data.shift),
+                               q.m_neg.eq(qp.data.m_neg), q.shift_neg.eq(qp.data.shift_neg)]
+                w = ra // WB
+                rcnt.append((j < ncols[x]) & (Const(1, 1) if prev_w is None else (w != prev_w)))
+                prev_w = w
+            pin.d.comb += [post.part.valid.eq(go), part.first.eq(1), part.last.eq(1), part.spill.eq(spill),
+                           part.n.eq(ncols[x]), post.zo.eq(desc.zo), post.act_min.eq(desc.act_min),
+                           post.act_max.eq(desc.act_max), post.neg_en.eq(desc.act_kind == isa.ActKind.LEAKY),
+                           post.out.ready.eq(1),
+                           restore_reads[x].eq(Mux(go & restore, tree_sum(rcnt), 0)),
+                           spill_words[x].eq(Mux(go, Mux(spill, ncols[x], 0) + Mux(restore, ncols[x], 0), 0))]
+
+            # write-back (Post output valid: the cycle after the beat)
+            wbk = sub(f"writeback{x}")
+            op_ = post.out.payload
+            po = Signal(32, name=f"opos{x}")
+            obase = Signal(32, name=f"obase{x}")
+            srow = Signal(32, name=f"srow{x}")
+            wbk.d.comb += [po.eq(xq[x] * per + pidx_o), obase.eq(info.out.base + bb_o * info.out.item_bytes),
+                           srow.eq(pbase[x] + (bb_o * P + po) * ncols[x] * 4)]
+            prev_sw = None
+            for j in range(cw):
+                wp = self.gwr[x * cw + j]
+                oa = Signal(32, name=f"oaddr{x}_{j}")
+                sa = Signal(32, name=f"saddr{x}_{j}")
+                en = Signal(name=f"wen{x}_{j}")
+                wbk.d.comb += [oa.eq(obase + Mux(is_lin, po * desc.wo + ch0[x] + j, (ch0[x] + j) * P + po)),
+                               sa.eq(srow + 4 * j), en.eq(post.out.valid & (j < ncols[x]))]
+                is_sp = op_.spill
+                lane = (oa % WB)[:max(1, (WB - 1).bit_length())]
+                slane = ((sa % WB) // 4)[:max(1, (WB // 4 - 1).bit_length())] if WB > 4 else Const(0, 1)
+                wbk.d.comb += [
+                    wp.en.eq(en),
+                    wp.addr.eq(Mux(is_sp, sa // WB, oa // WB)),
+                    wp.data.eq(Mux(is_sp, op_.acc[j].as_unsigned() << (slane * 32),
+                                   op_.q[j].as_unsigned() << (lane * 8))),
+                    wp.be.eq(Mux(is_sp, Const(0xF, WB) << (slane * 4), Const(1, WB) << lane)),
+                ]
+                sw = sa // WB
+                s_first = Const(1, 1) if prev_sw is None else (sw != prev_sw)
+                prev_sw = sw
+                outs.append((en, oa // WB, xq[x], is_sp, s_first, wp))
+        # count bits: spills per block (first lane of each word), outputs per copy (distinct words)
+        cnt_m = sub("writecount")
+        for i, (_en, w, q, is_sp, s_first, wp) in enumerate(outs):
+            dup = tree_reduce(lambda a, b: a | b, [e2 & ~sp2 & (q2 == q) & (w2 == w)
+                                                   for e2, w2, q2, sp2, _, _ in outs[:i]], empty=0)
+            cnt_m.d.comb += wp.count.eq(Mux(is_sp, s_first, ~dup))
+
+        m.d.comb += self.extra_reads.eq(input_reads + tree_sum(restore_reads))
+        m.d.sync += self.psum_spill_words.eq(self.psum_spill_words + tree_sum(spill_words))
+        m.d.comb += self.post_ops.eq(tree_sum(post_ops))
+
+        # ---------------------------------------------------------------- done
+        extra = cfg.post_latency - 3
+        if extra == 0:
+            m.d.comb += self.done.eq(last_o)
+        else:
+            tail = Signal(range(extra + 1))
+            with m.If(last_o):
+                m.d.sync += tail.eq(extra)
+            with m.Elif(tail != 0):
+                m.d.sync += tail.eq(tail - 1)
+            m.d.comb += self.done.eq(tail == 1)
+        with m.If(self.done):
+            m.d.sync += run_r.eq(0)
+        return m

@@ -1,0 +1,294 @@
+"""``top``: the ARAS accelerator (docs/architecture.md §1, §3.13, §11.3).
+
+Units: ``controller`` (program memory, sequencers, scoreboard, bank mask, layer windows) with its
+COMPUTE engine, ``dram`` (one channel), ``n_pe`` × ``pe`` (APUs, write buffer, write engine,
+datapath front end, tile metadata), ``vector_unit``, ``gbuffer``.
+
+Run protocol (see ``hw/controller.py``): reset; load the program (``prog_in`` or
+``Top.controller.backdoor_load``), the DRAM image (``dram_in`` or ``init``/backdoor) and the network
+input (``act_in`` or the Gbuffer backdoor); pulse ``start``. **Cycle 0 is the cycle after the start
+strobe** (the spec's "first cycle after reset is released" with loading moved before it); ``done`` is
+high from cycle ``cycles`` on. Read results through ``act_rd``/``act_data`` (or the backdoor) and the
+status block. Crossbar cells, the PE tile metadata, program memory, DRAM image and Gbuffer contents
+survive reset (run again after a reset → steady state, §8.6); everything else returns to idle.
+
+Ports
+-----
+``prog_in``  In  stream of 256-bit program rows (row 0 upward; ready before ``start``)
+``dram_in``  In  stream ``{addr, data[NL]}``: NL bytes of the DRAM image at byte ``addr`` (NL-aligned,
+             NL = ``dram.lanes``)
+``act_in``   In  stream ``{addr, data, be}``: one Gbuffer word (word address, byte enables); not counted
+``act_rd``   In  stream ``{addr}`` (word address) → ``act_data`` Out stream ``{data}`` one cycle later;
+             not counted
+``start`` In, ``running``/``done`` Out, ``error`` Out: illegal opcode, a tile-tag mismatch at a COMPUTE
+             start (§9.6) or two write drivers on one APU's row port (``pe.conflict``)
+``host_req``/``host_layer`` Out, ``host_ack`` In: a HOST instruction raises ``host_req`` in its
+             ``E_start``; §10.4's duration holds when the host acknowledges in that same cycle (the host
+             op itself is untimed: a testbench does it between two edges); a later ack stretches it
+``status_en``/``status_addr`` In, ``status_data`` Out(64): the §11.3 status block (:func:`status_names`),
+             combinational while ``status_en`` is high (0 otherwise; the enable keeps simulation fast)
+``peek_*``: combinational crossbar row read while the write engines are idle (testbench)
+
+Structural notes (all inside the spec's §13.2 simplifications): the compute engine reads the input
+vectors and restored partial sums through combinational Gbuffer word ports and writes outputs through
+one Gbuffer write port per output lane (disjoint byte enables may hit one word in one cycle); these
+ports are added to the Gbuffer's memory here. ``dram_in`` writes the DRAM unit's byte-lane memories.
+A PE's APU has one row-access port, so two write drivers may not program crossbars of the same APU
+at once (true for one driver per PE; see the report).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from aras import isa
+from aras.config import Config
+
+from .controller import ComputeEngine, Controller
+from .dram import Dram
+from .gbuffer import Gbuffer
+from .pe import PE_COUNTERS, Pe
+from .tree import tree_reduce, tree_sum
+from .vector_unit import VectorUnit
+
+__all__ = ["Top", "status_names", "COUNTERS"]
+
+# §11.1 order (cells_changed, flattened old-major, follows cycles)
+COUNTERS = ("rows_written", "rows_skipped", "cells_written_blind", "row_reads_before_write",
+            "cells_read_before_write", "adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops",
+            "post_ops", "vector_ops", "gbuf_reads", "gbuf_writes", "gbuf_active_bank_cycles", "dram_bytes",
+            "write_buffer_bytes", "psum_spill_words")
+
+
+def status_names(cfg: Config, max_layers: int) -> list[str]:
+    """Names of the status-block registers by address (§11.3)."""
+    L = cfg.levels
+    names = ["cycles"] + [f"cells_changed[{o}][{n}]" for o in range(L) for n in range(L)] + list(COUNTERS)
+    for li in range(max_layers):
+        names += [f"layer_start[{li}]", f"layer_end[{li}]", f"layer_wstart[{li}]", f"layer_wend[{li}]"]
+    return names
+
+
+class Top(wiring.Component):
+    """The accelerator (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : aras.config.Config
+    program_words : int
+        Program memory rows (256 bit).
+    dram_bytes : int
+        DRAM image capacity.
+    dram_init, gbuf_init : bytes
+        Power-up contents (tests); not re-applied by reset.
+    max_layers : int
+        Layers with window registers in the status block.
+    debug : bool
+        Keep per-instruction start/finish cycles in the controller (``controller.trace_times``).
+    """
+
+    def __init__(self, *, cfg: Config, program_words: int = 2048, dram_bytes: int = 1 << 16,
+                 dram_init: bytes = b"", gbuf_init: bytes = b"", max_layers: int = 32, debug: bool = False):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"Top: cfg must be an aras.config.Config, not {cfg!r}")
+        self._cfg = cfg
+        X, cw, lanes = cfg.n_xbars, cfg.weight_cols, cfg.vector_lanes
+        self.controller = Controller(cfg=cfg, program_words=program_words, max_layers=max_layers,
+                                     start_lanes=cfg.write_drivers_per_pe, qparam_ports=X * cw, vqp_ports=lanes,
+                                     debug=debug)
+        self.dram = Dram(cfg=cfg, size=dram_bytes, init=dram_init)
+        self.pes = [Pe(cfg=cfg, index=p) for p in range(cfg.n_pe)]
+        self.engine = ComputeEngine(cfg=cfg)
+        self.vector = VectorUnit(cfg=cfg)
+        self._wr_out = X * cw  # Gbuffer write ports: engine lanes, vector unit (2), act_in
+        self.gbuffer = Gbuffer(cfg=cfg, read_ports=2 * lanes + 1, write_ports=X * cw + 3, init=gbuf_init)
+        self._max_layers = max_layers
+        nl = self.dram._nl
+        words = cfg.gbuf_bytes // cfg.gbuf_word_bytes
+        wbits = max(1, (words - 1).bit_length())
+        XP = cfg.apus_per_pe * cfg.xbars_per_apu
+        names = status_names(cfg, max_layers)
+        super().__init__({
+            "prog_in": In(stream.Signature(unsigned(8 * isa.WORD_BYTES))),
+            "dram_in": In(stream.Signature(data.StructLayout({"addr": unsigned(32),
+                                                              "data": data.ArrayLayout(unsigned(8), nl)}))),
+            "act_in": In(stream.Signature(data.StructLayout({"addr": unsigned(wbits),
+                                                             "data": unsigned(8 * cfg.gbuf_word_bytes),
+                                                             "be": unsigned(cfg.gbuf_word_bytes)}))),
+            "act_rd": In(stream.Signature(data.StructLayout({"addr": unsigned(wbits)}))),
+            "act_data": Out(stream.Signature(data.StructLayout({"data": unsigned(8 * cfg.gbuf_word_bytes)}))),
+            "start": In(1),
+            "running": Out(1),
+            "done": Out(1),
+            "error": Out(1),
+            "host_req": Out(1),
+            "host_layer": Out(12),
+            "host_ack": In(1),
+            "status_en": In(1),
+            "status_addr": In(range(len(names))),
+            "status_data": Out(64),
+            "peek_en": In(1),
+            "peek_xbar": In(range(X)),
+            "peek_row": In(range(cfg.xbar_rows)),
+            "peek_levels": Out(data.ArrayLayout(unsigned(cfg.cell_bits), cfg.xbar_cols)),
+        })
+        self._xp = XP
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def max_layers(self) -> int:
+        return self._max_layers
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        c, d, e, v, g = self.controller, self.dram, self.engine, self.vector, self.gbuffer
+        X, cw, lanes, XP = cfg.n_xbars, cfg.weight_cols, cfg.vector_lanes, self._xp
+        AP = cfg.apus_per_pe
+        m.submodules.controller, m.submodules.dram = c, d
+        m.submodules.engine, m.submodules.vector, m.submodules.gbuffer = e, v, g
+        for p, pe in enumerate(self.pes):
+            m.submodules[f"pe{p}"] = pe
+
+        # Wiring is grouped into sub-fragments by how often the signals change: the simulator
+        # re-evaluates a fragment's combinational statements as a whole when any input changes.
+        def sub(name):
+            s_ = Module()
+            m.submodules[name] = s_
+            return s_
+
+        # ---------------------------------------------------------------- control, write path
+        w = sub("w_control")
+        wiring.connect(w, wiring.flipped(self.prog_in), c.prog_in)
+        w.d.comb += [c.start.eq(self.start), self.running.eq(c.running), self.done.eq(c.done),
+                     self.error.eq(c.error | e.tag_error | tree_reduce(lambda p, q: p | q,
+                                                                       [pe.conflict for pe in self.pes])),
+                     self.host_req.eq(c.host_req),
+                     self.host_layer.eq(c.host_layer), c.host_ack.eq(self.host_ack)]
+        w = sub("w_dram")
+        wiring.connect(w, c.dram_req, d.req)
+        wiring.connect(w, d.done, c.dram_done)
+        for p, pe in enumerate(self.pes):
+            w = sub(f"w_pe{p}")
+            wiring.connect(w, d.fill[p], pe.fill)
+            for k in range(cfg.write_drivers_per_pe):
+                wiring.connect(w, c.wr_tile[p][k], pe.tile[k])
+                wiring.connect(w, pe.done[k], c.wr_done[p][k])
+
+        # ---------------------------------------------------------------- execute path
+        w = sub("w_info")
+        w.d.comb += [e.start.eq(c.exec_start & (c.info.instr.head.op == isa.Opcode.COMPUTE)),
+                     e.info.eq(c.info), c.compute_done.eq(e.done)]
+        w = sub("w_meta")
+        for x in range(X):
+            w.d.comb += e.meta[x].eq(self.pes[x // XP].meta[x % XP])
+        w = sub("w_psum")
+        for x in range(X):
+            wiring.connect(w, self.pes[x // XP].psum[x % XP], e.psum[x])
+        for a in range(cfg.n_pe * AP):
+            wiring.connect(sub(f"w_item{a}"), e.item[a], self.pes[a // AP].item[a % AP])
+        w = sub("w_qp")
+        for k in range(X * cw):
+            wiring.connect(w, e.qp[k], c.qp_rd[k])
+        w = sub("w_gwr")
+        for k in range(X * cw):
+            wiring.connect(w, e.gwr[k], g.wr[k])
+        mem = g._mem  # combinational word reads of the compute engine (§13.2: no port limits)
+        w = sub("w_grd")
+        for port in e.grd:
+            rp = mem.read_port(domain="comb")
+            w.d.comb += [rp.addr.eq(port.addr), port.data.eq(rp.data)]
+        w = sub("w_vector")
+        wiring.connect(w, c.vec_op, v.op)
+        w.d.comb += c.vector_done.eq(v.done)
+        for k in range(lanes):
+            wiring.connect(w, v.rd0[k], g.rd[k])
+            wiring.connect(w, v.rd1[k], g.rd[lanes + k])
+            wiring.connect(w, v.qp[k], c.vqp[k])
+        for k in range(2):
+            wiring.connect(w, v.wr[k], g.wr[self._wr_out + k])
+        w = sub("w_gbuf")
+        w.d.comb += [g.extra_reads.eq(v.extra_reads + e.extra_reads), g.bank_on.eq(c.bank_on)]
+
+        # ---------------------------------------------------------------- load / unload streams
+        w = sub("w_load")
+        ai = g.wr[self._wr_out + 2]
+        w.d.comb += [self.act_in.ready.eq(~c.running), ai.en.eq(self.act_in.valid & ~c.running),
+                     ai.addr.eq(self.act_in.payload.addr), ai.data.eq(self.act_in.payload.data),
+                     ai.be.eq(self.act_in.payload.be), ai.count.eq(0)]
+        ar = g.rd[2 * lanes]
+        w.d.comb += [self.act_rd.ready.eq(~self.act_data.valid | self.act_data.ready),
+                     ar.addr.eq(self.act_rd.payload.addr), ar.en.eq(self.act_rd.valid & self.act_rd.ready),
+                     ar.count.eq(0), self.act_data.payload.data.eq(ar.data)]
+        with m.If(self.act_data.ready):
+            m.d.sync += self.act_data.valid.eq(0)
+        with m.If(ar.en):
+            m.d.sync += self.act_data.valid.eq(1)
+        nl = d._nl
+        w.d.comb += self.dram_in.ready.eq(~c.running)
+        for lane, lm in enumerate(d._mems):
+            wp = lm.write_port()
+            w.d.comb += [wp.en.eq(self.dram_in.valid & ~c.running), wp.addr.eq(self.dram_in.payload.addr // nl),
+                         wp.data.eq(self.dram_in.payload.data[lane])]
+
+        # ---------------------------------------------------------------- peek
+        w = sub("peek")
+        with w.If(self.peek_en):
+            for p, pe in enumerate(self.pes):
+                w.d.comb += [pe.peek_en.eq(self.peek_xbar // XP == p), pe.peek_xbar.eq(self.peek_xbar % XP),
+                             pe.peek_row.eq(self.peek_row)]
+                with w.If(self.peek_xbar // XP == p):
+                    w.d.comb += self.peek_levels.eq(pe.peek_levels)
+
+        # ---------------------------------------------------------------- status block (§11.3)
+        # Evaluated only while ``status_en`` is high (the counters change every cycle).
+        w = sub("status")
+
+        def pes_sum(name):
+            return tree_sum([getattr(pe, name) for pe in self.pes])
+
+        with w.If(self.status_en):
+            src = {name: pes_sum(name) for name in PE_COUNTERS}
+            src.update(post_ops=e.post_ops, psum_spill_words=e.psum_spill_words, vector_ops=v.vector_ops,
+                       gbuf_reads=g.gbuf_reads, gbuf_writes=g.gbuf_writes,
+                       gbuf_active_bank_cycles=g.gbuf_active_bank_cycles, dram_bytes=d.dram_bytes)
+            L2 = cfg.levels ** 2
+            regs = [c.cycle] + [tree_sum([pe.cells_changed[i] for pe in self.pes]) for i in range(L2)]
+            regs += [src[name] for name in COUNTERS]
+            n_fixed = len(regs)
+            sel = self.status_addr
+            with w.Switch(sel):
+                for i, r in enumerate(regs):
+                    with w.Case(i):
+                        w.d.comb += self.status_data.eq(r)
+                with w.Default():
+                    w.d.comb += [c.layer_rd_addr.eq(sel - n_fixed), self.status_data.eq(c.layer_rd_data)]
+        return m
+
+    # ---------------------------------------------------------------- testbench helpers
+    def read_status(self, ctx, n_layers: int | None = None) -> dict[str, int]:
+        """The status block as a name → value dict (``n_layers`` layers; default all kept)."""
+        names = status_names(self._cfg, self._max_layers if n_layers is None else n_layers)
+        out = {}
+        ctx.set(self.status_en, 1)
+        for i, name in enumerate(names):
+            ctx.set(self.status_addr, i)
+            out[name] = ctx.get(self.status_data)
+        ctx.set(self.status_en, 0)
+        return out
+
+    def peek_levels_of(self, ctx, xbar: int):
+        """All rows of crossbar ``xbar`` (levels), read through ``peek`` while idle."""
+        rows = []
+        ctx.set(self.peek_en, 1)
+        ctx.set(self.peek_xbar, xbar)
+        for r in range(self._cfg.xbar_rows):
+            ctx.set(self.peek_row, r)
+            rows.append([int(v) for v in ctx.get(self.peek_levels)])
+        ctx.set(self.peek_en, 0)
+        return rows
