@@ -238,6 +238,27 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_verilog(args) -> int:
+    from . import config as C
+
+    cfg = C.load(args.config)
+    from hw.generate import lint_clean, macro_stub, write
+    from hw.top import Top
+
+    out = Path(args.out)
+    print(f"elaborating the {cfg.name} top level ({cfg.n_xbars} crossbars"
+          f"{', macros black-boxed' if args.blackbox_macros else ''}) ...")
+    man = write(Top(cfg=cfg, blackbox_macros=args.blackbox_macros), "aras_top", cfg, out,
+                extra={"blackbox_macros": args.blackbox_macros,
+                       "macro": "aras_xbar_macro.v" if args.blackbox_macros else None})
+    if args.blackbox_macros:
+        (out / "aras_xbar_macro.v").write_text(macro_stub(cfg))
+    print(f"wrote {out / man['file']} ({man['lines']:,} lines, {man['generation_s']:.1f} s) and manifest.json")
+    verdict = lint_clean(out, "aras_top")
+    print(f"lint: {verdict}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="aras", description="ARAS ReRAM accelerator: golden model and tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -291,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("-o", "--out", required=True)
     w.add_argument("--jobs", type=int)
     w.set_defaults(fn=cmd_sweep)
+    v = sub.add_parser("verilog", help="generate SystemVerilog of the top level, with a manifest")
+    v.add_argument("--config", default="tiny")
+    v.add_argument("-o", "--out", required=True)
+    v.add_argument("--blackbox-macros", action="store_true",
+                   help="crossbars as instances of the external aras_xbar_macro (a stub declares its ports)")
+    v.set_defaults(fn=cmd_verilog)
     return ap
 
 

@@ -226,6 +226,13 @@ class Config:
             bad("write_drivers_per_pe", "exceeds the crossbars of a PE")
         if self.write_buffer_slots < 1:
             bad("write_buffer_bytes", f"must hold one tile ({self.tile_bytes_max} B), got {self.write_buffer_bytes}")
+        # RTL v1 constraints (docs/architecture.md section 3.14).
+        if self.post_latency < 3:
+            bad("post_latency", f"must be >= 3 (decode, post, write-back stages), got {self.post_latency}")
+        if self.vector_latency < 2:
+            bad("vector_latency", f"must be >= 2 (read, write-back), got {self.vector_latency}")
+        if self.vector_lanes > self.gbuf_word_bytes:
+            bad("vector_lanes", f"must be <= gbuf_word_bytes={self.gbuf_word_bytes}, got {self.vector_lanes}")
         # Program format v1 limits (docs/architecture.md section 9).
         if self.weight_cols > 64:
             bad("xbar_cols", f"gives {self.weight_cols} weight columns per crossbar; program format v1 allows 64")

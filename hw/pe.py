@@ -97,11 +97,12 @@ class Pe(wiring.Component):
         ``xbar_reads``, ``dac_activations``, ``adc_conversions``, ``input_sum_ops`` (64 bit)
     """
 
-    def __init__(self, *, cfg: Config, index: int = 0):
+    def __init__(self, *, cfg: Config, index: int = 0, blackbox_macros: bool = False):
         if not isinstance(cfg, Config):
             raise TypeError(f"Pe: cfg must be an aras.config.Config, not {cfg!r}")
         self._cfg = cfg
         self._index = index
+        self._blackbox = blackbox_macros
         XP = cfg.apus_per_pe * cfg.xbars_per_apu
         ports = {
             "tile": In(stream.Signature(tile_layout(cfg))).array(cfg.write_drivers_per_pe),
@@ -140,7 +141,7 @@ class Pe(wiring.Component):
         m.submodules.weng = weng = WriteEngine(cfg=cfg)
         apus = []
         for a in range(A):
-            apu = Apu(cfg=cfg)
+            apu = Apu(cfg=cfg, blackbox=self._blackbox)
             m.submodules[f"apu{a}"] = apu
             apus.append(apu)
 

@@ -87,10 +87,14 @@ class Top(wiring.Component):
         Layers with window registers in the status block.
     debug : bool
         Keep per-instruction start/finish cycles in the controller (``controller.trace_times``).
+    blackbox_macros : bool
+        Crossbars as instances of the external ``aras_xbar_macro`` (synthesis flows with a real macro;
+        ``hw.generate.macro_stub`` declares its ports) instead of the behavioural cell arrays.
     """
 
     def __init__(self, *, cfg: Config, program_words: int = 2048, dram_bytes: int = 1 << 16,
-                 dram_init: bytes = b"", gbuf_init: bytes = b"", max_layers: int = 32, debug: bool = False):
+                 dram_init: bytes = b"", gbuf_init: bytes = b"", max_layers: int = 32, debug: bool = False,
+                 blackbox_macros: bool = False):
         if not isinstance(cfg, Config):
             raise TypeError(f"Top: cfg must be an aras.config.Config, not {cfg!r}")
         self._cfg = cfg
@@ -99,7 +103,7 @@ class Top(wiring.Component):
                                      start_lanes=cfg.write_drivers_per_pe, qparam_ports=X * cw, vqp_ports=lanes,
                                      debug=debug)
         self.dram = Dram(cfg=cfg, size=dram_bytes, init=dram_init)
-        self.pes = [Pe(cfg=cfg, index=p) for p in range(cfg.n_pe)]
+        self.pes = [Pe(cfg=cfg, index=p, blackbox_macros=blackbox_macros) for p in range(cfg.n_pe)]
         self.engine = ComputeEngine(cfg=cfg)
         self.vector = VectorUnit(cfg=cfg)
         self._wr_out = X * cw  # Gbuffer write ports: engine lanes, vector unit (2), act_in

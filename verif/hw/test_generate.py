@@ -38,3 +38,22 @@ def test_apu_generates_lint_clean_sv(tmp_path, blackbox):
         pytest.skip("verilator not installed (scripts/setup.sh installs it)")
     r = lint(tmp_path / "aras_apu.sv", "aras_apu")
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("blackbox", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_aras_verilog_tiny_top_is_lint_clean(tmp_path, blackbox, capsys):
+    """`aras verilog --config tiny` (behavioural crossbars; with --blackbox-macros: macro instances and a
+    port declaration) writes SystemVerilog, a manifest, and passes verilator --lint-only -Wall."""
+    from aras.cli import main
+
+    argv = ["verilog", "--config", "tiny", "-o", str(tmp_path)] + (["--blackbox-macros"] if blackbox else [])
+    if shutil.which("verilator") is None:
+        pytest.skip("verilator not installed (scripts/setup.sh installs it)")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "lint: clean" in out
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert man["blackbox_macros"] is blackbox
+    assert {"start", "done", "prog_in__valid"} <= {p["name"] for p in man["ports"]}
+    sv = (tmp_path / "aras_top.sv").read_text()
+    assert ("aras_xbar_macro" in sv) is blackbox and "always_comb" in sv

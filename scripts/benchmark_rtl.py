@@ -1,0 +1,60 @@
+"""RTL benchmark (not a test): Verilog generation time and simulated cycles per second of the ``tiny``
+top level in Amaranth's simulator, on a whole program checked against the golden models.
+
+    python scripts/benchmark_rtl.py [--model lenet5|conv] [--no-verilog]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness lives in verif/
+
+from aras.config import preset  # noqa: E402
+from aras.trace import Trace  # noqa: E402
+from hw.generate import write  # noqa: E402
+from hw.top import Top  # noqa: E402
+from sim_models.scheduler import schedule  # noqa: E402
+from verif.golden.tracegen import random_multipliers, weight_layer_trace  # noqa: E402
+from verif.hw.system import Job, run_jobs  # noqa: E402
+
+
+def conv_trace() -> Trace:
+    rng = np.random.default_rng(1)
+    mult, shift = random_multipliers(rng, 8)
+    return weight_layer_trace(rng.integers(-127, 128, (8, 4, 3, 3)), rng.integers(-500, 500, 8), (4, 8, 8),
+                              zx=-5, zo=3, mult=mult, shift=shift, pads=(1, 1, 1, 1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=("lenet5", "conv"), default="conv")
+    ap.add_argument("--no-verilog", action="store_true")
+    args = ap.parse_args()
+    cfg = preset("tiny")
+    if not args.no_verilog:
+        with tempfile.TemporaryDirectory() as d:
+            t = time.perf_counter()
+            man = write(Top(cfg=cfg), "aras_top", cfg, d)
+            print(f"Verilog generation, tiny top: {time.perf_counter() - t:.1f} s wall "
+                  f"({man['generation_s']:.1f} s in yosys' write_verilog), {man['lines']:,} lines")
+    tr = Trace.load("aras/fixtures/lenet5") if args.model == "lenet5" else conv_trace()
+    prog = schedule(tr, cfg, "aras")
+    x = np.random.default_rng(0).integers(-128, 128, (1,) + tr.input_q.shape).astype(np.int8)
+    t = time.perf_counter()
+    res = run_jobs(cfg, [Job(tr, prog, x, args.model)])[0]
+    wall = time.perf_counter() - t
+    c = res["gold"].cycles
+    print(f"Amaranth simulator, tiny top, {args.model}: {len(prog.writes)} WRITEs, {len(prog.execs)} execute "
+          f"instructions, {c:,} cycles, all windows/counters/outputs equal to the golden model; "
+          f"{res['seconds']:.1f} s simulated run ({c / res['seconds']:,.0f} cycles/s), {wall:.1f} s with build")
+
+
+if __name__ == "__main__":
+    main()
