@@ -14,6 +14,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.sim import Simulator
 
 from aras.config import preset
+from aras.errors import ArasError
 from aras.ops_float import conv_out_hw
 from hw.gbuffer import Gbuffer
 from hw.vector_unit import VectorUnit, VOp
@@ -229,10 +230,11 @@ def test_bad_configurations():
     cfg = preset("tiny")
     with pytest.raises(TypeError, match="VectorUnit: cfg must be an aras.config.Config"):
         VectorUnit(cfg=None)
-    with pytest.raises(ValueError, match=r"vector_lanes \(8\) must be <= gbuf_word_bytes \(4\)"):
-        VectorUnit(cfg=dataclasses.replace(cfg, vector_lanes=8))
-    with pytest.raises(ValueError, match=r"vector_latency \(1\) must be >= 2"):
-        VectorUnit(cfg=dataclasses.replace(cfg, vector_latency=1))
+    # The configuration itself rejects what the unit cannot build (docs/architecture.md §3.14).
+    with pytest.raises(ArasError, match="field 'vector_lanes' must be <= gbuf_word_bytes=4, got 8"):
+        cfg.replace(vector_lanes=8)
+    with pytest.raises(ArasError, match="field 'vector_latency' must be >= 2"):
+        cfg.replace(vector_latency=1)
 
 
 def test_duration_formula():
