@@ -24,6 +24,7 @@ from .program import (
     TensorAlloc,
     positions_of,
 )
+from .tiling import block_channels, positions
 
 
 def _item_bytes(trace: Trace, name: str) -> int:
@@ -64,7 +65,7 @@ def allocate(prog: Program, trace: Trace, cfg: Config) -> None:
             for b in ins.blocks:
                 if b.psum:
                     f, _, size = psums.get(b.psum, (e, e, 0))
-                    P = _positions(trace, ins.layer)
+                    P = positions(trace, ins.layer)
                     psums[b.psum] = (f, e, B * P * b.ncols * 4)
     items = {t: B * _item_bytes(trace, t) for t in first}
     for name, (f, l_, size) in psums.items():
@@ -126,12 +127,6 @@ def _first_fit(owner: list, n: int) -> int | None:
     return None
 
 
-def _positions(trace: Trace, li: int) -> int:
-    ly = trace.layers[li]
-    out = trace.tensors[ly.output].shape
-    return out[1] * out[2] if ly.op == "conv2d" else int(np.prod(out[:-1]))
-
-
 # ------------------------------------------------------------------------------------------- counting
 def _count_words(words: np.ndarray, valid: np.ndarray) -> int:
     """Σ over rows of the word changes along each row, skipping invalid entries (first valid counts 1)."""
@@ -154,7 +149,7 @@ def compute_traffic(prog: Program, trace: Trace, cfg: Config, ins: Compute) -> t
     in_shape = trace.tensors[ly.inputs[0]].shape
     out_shape = trace.tensors[ly.output].shape
     reads = writes = spill = 0
-    P = _positions(trace, ins.layer)
+    P = positions(trace, ins.layer)
     # --- input fetch: one stream per distinct (gchunk, rchunk, copy), over the copy's positions
     streams = sorted({(te.tag[1], te.tag[2], te.replica) for te in ins.tiles})
     for g, r, q in streams:
@@ -168,7 +163,7 @@ def compute_traffic(prog: Program, trace: Trace, cfg: Config, ins: Compute) -> t
     chans = []
     for blk in ins.blocks:
         if blk.pmode in (PMODE_COMPLETE, PMODE_LAST):
-            chans.extend(_block_channels(lt, blk.g, blk.c))
+            chans.extend(block_channels(lt, blk.g, blk.c))
         if blk.psum:
             pa = prog.tensors[blk.psum]
             per = blk.ncols * 4
@@ -191,13 +186,6 @@ def compute_traffic(prog: Program, trace: Trace, cfg: Config, ins: Compute) -> t
         for b in range(B):
             writes += _count_words((tout.base + b * tout.item_bytes + rel) // W, ok)
     return reads, writes, spill
-
-
-def _block_channels(lt, g: int, c: int) -> list[int]:
-    if lt.packed:
-        g0 = g * lt.pack
-        return list(range(g0 * lt.ng, min(lt.groups, g0 + lt.pack) * lt.ng))
-    return [g * lt.ng + j for j in range(c * lt.cw, min(lt.ng, (c + 1) * lt.cw))]
 
 
 def _row_addresses(ly, lt, g: int, r: int, cfg: Config, in_shape, P: int):

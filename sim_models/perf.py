@@ -19,7 +19,8 @@ from aras.trace import Trace, check_fits
 from . import host
 from .energy import area_mm2, energy_breakdown
 from .scheduler import Options, compute_cycles, schedule
-from .timing import Run, positions, run, vector_work
+from .tiling import positions
+from .timing import Run, run, vector_work
 from .write_engine import WriteTables
 
 MODES = ("aras", "baseline", "ideal", "tpu")

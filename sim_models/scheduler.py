@@ -36,7 +36,7 @@ from .program import (
     Write,
     assemble,
 )
-from .tiling import LayerTiling, Tile, tile_layer, tile_levels, tile_weights
+from .tiling import LayerTiling, Tile, block_channels, positions, tile_layer, tile_levels, tile_weights
 from .write_engine import WriteTables, column_costs
 
 
@@ -264,8 +264,7 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
             continue
         lt = tile_layer(li, ly, cfg, opts.family)
         tilings[li] = lt
-        out = trace.tensors[ly.output].shape
-        P = out[1] * out[2] if ly.op == "conv2d" else int(np.prod(out[:-1]))
+        P = positions(trace, li)
         cap = _round_cap(lt, cfg, P, B, opts)
         cpw = cols_per_weight(opts.family, cfg.slices)
         rounds = _rounds(lt, cap)
@@ -307,7 +306,7 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
                     dram += t.rows * t.wcols
             blocks = []
             for (g, c), _, pm in rnd:
-                ncols = len(gbuffer._block_channels(lt, g, c))
+                ncols = len(block_channels(lt, g, c))
                 psum = f"psum:{ly.name}:{g}:{c}" if pm != PMODE_COMPLETE else None
                 blocks.append(BlockEntry(g, c, ncols, pm, psum))
             instrs.append(Compute(li, r_i, entries, blocks, replicas=reps))

@@ -56,6 +56,21 @@ class LayerTiling:
         return [(g, c) for g in range(self.n_gchunks) for c in range(self.n_cchunks)]
 
 
+def positions(trace, li: int) -> int:
+    """Output positions P of crossbar layer ``li`` (conv: Ho*Wo; linear: the leading dims)."""
+    ly = trace.layers[li]
+    out = trace.tensors[ly.output].shape
+    return out[1] * out[2] if ly.op == "conv2d" else int(np.prod(out[:-1]))
+
+
+def block_channels(lt: LayerTiling, g: int, c: int) -> list[int]:
+    """Output channels of output block (gchunk g, cchunk c), ascending."""
+    if lt.packed:
+        g0 = g * lt.pack
+        return list(range(g0 * lt.ng, min(lt.groups, g0 + lt.pack) * lt.ng))
+    return [g * lt.ng + j for j in range(c * lt.cw, min(lt.ng, (c + 1) * lt.cw))]
+
+
 def layer_geometry(ly: Layer) -> tuple[int, int, int]:
     """(groups, K_g, N_g) of a crossbar layer."""
     w = ly.arrays["weight"]

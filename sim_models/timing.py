@@ -19,6 +19,7 @@ from . import gbuffer
 from .encoding import cols_per_weight
 from .program import PMODE_COMPLETE, PMODE_LAST, Compute, Host, Program, Vector, Write, positions_of
 from .scheduler import compute_cycles
+from .tiling import positions
 from .write_engine import WriteTables, column_costs, write_tile
 
 COUNTERS = ("rows_written", "rows_skipped", "cells_written_blind", "row_reads_before_write",
@@ -52,10 +53,6 @@ class Run:
     write_read_pj: float  # the read-before-write part of write_energy_pj
     exec_times: list[tuple[int, int]]
     write_times: list[tuple[int, int, int, int]]  # (A_start, A_fin, B_start, B_fin)
-
-
-def positions(trace: Trace, li: int) -> int:
-    return gbuffer._positions(trace, li)
 
 
 def vector_work(trace: Trace, li: int, batch: int) -> int:
