@@ -103,6 +103,8 @@ def icarus_safe(sv: str) -> str:
     region: after every block waits on its event control) raises once.
     """
     sv = re.sub(r"^(module [^;]*;)$", "\\1\n  reg aras_t0 = 1'b0;\n  initial #0 aras_t0 = 1'b1;", sv, flags=re.M)
+    # yosys writes some single-statement always_comb blocks without begin/end: give them a block first
+    sv = re.sub(r"\balways_comb\n(\s+)(?!begin\b)([^\n]*;)\n", r"always_comb begin\n\1\2\n  end\n", sv)
     out = re.sub(r"\balways_comb begin\b", "always @* begin\n    if (aras_t0) ;", sv)
     if re.search(r"\balways_comb\b", out):
         raise ValueError("icarus_safe: an always_comb without 'begin' (unexpected yosys output style)")
