@@ -28,7 +28,7 @@ def test_apu_generates_lint_clean_sv(tmp_path, blackbox):
     m = write(Apu(cfg=cfg, blackbox=blackbox), "aras_apu", cfg, tmp_path)
     sv = (tmp_path / "aras_apu.sv").read_text()
     assert "always_comb" in sv and "always @*" not in sv
-    assert str(Path.home()) not in sv and "/work/" not in sv
+    assert str(Path.home()) not in sv and str(LINT_WAIVERS.parents[1]) not in sv  # no machine paths
     man = json.loads((tmp_path / "manifest.json").read_text())
     assert man["config"]["name"] == "tiny" and {"item__valid", "tsum__ready"} <= {p["name"] for p in m["ports"]}
     if blackbox:
