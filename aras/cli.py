@@ -25,6 +25,9 @@ def _atomic_write(path: Path, write):
     os.close(fd)
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; an output file is an ordinary file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
