@@ -70,6 +70,7 @@ from aras.config import Config
 from .dram import done_layout as dram_done_layout
 from .dram import req_layout as dram_req_layout
 from .pe import tile_layout as pe_tile_layout
+from .strobe import delayed
 from .tree import tree_reduce, tree_sum
 from .vector_unit import op_layout, qparam_port_signature
 from .write_engine import done_layout as wr_done_layout
@@ -961,16 +962,7 @@ class ComputeEngine(wiring.Component):
         m.d.comb += self.post_ops.eq(tree_sum(post_ops))
 
         # ---------------------------------------------------------------- done
-        extra = cfg.post_latency - 3
-        if extra == 0:
-            m.d.comb += self.done.eq(last_o)
-        else:
-            tail = Signal(range(extra + 1))
-            with m.If(last_o):
-                m.d.sync += tail.eq(extra)
-            with m.Elif(tail != 0):
-                m.d.sync += tail.eq(tail - 1)
-            m.d.comb += self.done.eq(tail == 1)
+        m.d.comb += self.done.eq(delayed(m, last_o, cfg.post_latency - 3))
         with m.If(self.done):
             m.d.sync += run_r.eq(0)
         return m

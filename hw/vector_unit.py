@@ -55,6 +55,7 @@ from aras.config import Config
 
 from .fixedpoint import mbqm, trunc_div
 from .gbuffer import ReadPortSignature, WritePortSignature
+from .strobe import delayed
 
 __all__ = ["VOp", "VectorUnit", "op_layout", "qparam_port_signature"]
 
@@ -385,16 +386,7 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [pw.eq(merged_a), pw_be.eq(be_a)]
 
         # ---------------------------------------------------------------- done
-        extra = cfg.vector_latency - 2
-        if extra == 0:
-            m.d.comb += self.done.eq(fin2)
-        else:
-            tail = Signal(range(extra + 1))
-            with m.If(fin2):
-                m.d.sync += tail.eq(extra)
-            with m.Elif(tail != 0):
-                m.d.sync += tail.eq(tail - 1)
-            m.d.comb += self.done.eq(tail == 1)
+        m.d.comb += self.done.eq(delayed(m, fin2, cfg.vector_latency - 2))
         with m.If(self.done):
             m.d.sync += self.busy.eq(0)
         return m

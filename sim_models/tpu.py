@@ -28,6 +28,7 @@ from aras.errors import ArasError
 from aras.trace import CROSSBAR_OPS, HOST_OPS, SHAPE_OPS, VECTOR_OPS, Layer, Trace, check_fits, live_bytes
 
 from . import host
+from .energy import area_mm2
 
 PSUM_BITS = 32  # int32 accumulators
 ACT_BITS = 8
@@ -92,16 +93,11 @@ class TpuConfig:
 
 # ---------------------------------------------------------------------------------------------- sizing
 def aras_compute_area(cfg: Config) -> dict[str, float]:
-    """mm2 of ARAS's analog compute: crossbars, ADCs, DACs, sample-and-holds, shift-and-adds."""
-    n = cfg.n_xbars
-    n_adc = n * cfg.xbar_cols // cfg.cols_per_adc
-    a = {
-        "xbar": n * cfg.area_xbar_mm2,
-        "adc": n_adc * cfg.area_adc_mm2,
-        "dac": n * cfg.xbar_rows * cfg.area_dac_mm2,
-        "sh": n * cfg.xbar_cols * cfg.area_sh_mm2,
-        "sna": n_adc * cfg.area_sna_mm2,
-    }
+    """mm2 of ARAS's analog compute: crossbars, ADCs, DACs, sample-and-holds, shift-and-adds (the
+    matching entries of :func:`sim_models.energy.area_mm2`)."""
+    full = area_mm2(cfg)
+    a = {"xbar": full["crossbars"], "adc": full["adc"], "dac": full["dac"], "sh": full["sample_hold"],
+         "sna": full["shift_add"]}
     a["total"] = sum(a.values())
     return a
 

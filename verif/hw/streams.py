@@ -26,3 +26,22 @@ async def stream_get(ctx, stream, stall: float = 0.0, rng: random.Random | None 
     (payload,) = await ctx.tick().sample(stream.payload).until(stream.valid)
     ctx.set(stream.ready, 0)
     return payload
+
+
+def run_with_reset(dut, bench) -> None:
+    """Simulate ``dut`` under an explicit sync domain with a 10 ns clock; ``bench(ctx, rst)`` may pulse
+    the domain's reset."""
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.sim import Simulator
+
+    top = Module()
+    top.domains.sync = cd = ClockDomain("sync")
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+
+    async def wrapped(ctx):
+        await bench(ctx, cd.rst)
+
+    sim.add_testbench(wrapped)
+    sim.run()

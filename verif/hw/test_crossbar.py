@@ -10,29 +10,16 @@ import re
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from aras.config import preset
 from aras.errors import ArasError
 from hw.crossbar import MACRO_NAME, Crossbar
+from verif.hw.streams import run_with_reset
 
 CONFIGS = ["tiny", "tiny-adc"]
 
 
-def _run(dut, bench):
-    """Simulate ``dut`` under an explicit sync domain so the bench can pulse its reset."""
-    top = Module()
-    top.domains.sync = cd = ClockDomain("sync")
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-
-    async def wrapped(ctx):
-        await bench(ctx, cd.rst)
-
-    sim.add_testbench(wrapped)
-    sim.run()
+_run = run_with_reset  # shared helper (verif/hw/streams.py)
 
 
 async def _write(ctx, dut, row, levels, mask):

@@ -11,25 +11,13 @@ import random
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import ClockDomain, Fragment, Module
-from amaranth.sim import Simulator
+from amaranth.hdl import Fragment
 
 from aras.config import preset
 from hw.write_buffer import WriteBuffer
+from verif.hw.streams import run_with_reset
 
-
-def _run(dut, bench):
-    top = Module()
-    top.domains.sync = cd = ClockDomain("sync")
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-
-    async def wrapped(ctx):
-        await bench(ctx, cd.rst)
-
-    sim.add_testbench(wrapped)
-    sim.run()
+_run = run_with_reset  # shared helper (verif/hw/streams.py)
 
 
 def test_bad_arguments():
