@@ -22,6 +22,9 @@ Interfaces (``sync`` domain)
     until taken; the channel stays busy until ``done`` transfers.
 ``dram_bytes`` (Out, 64): += ``n`` per beat (= ``bytes`` per transfer, §11); cleared by reset.
 ``busy`` (Out, 1): a transfer is in progress.
+``stall`` (In, 1): the DRAM side holds the beat of this cycle (refresh, contention: the random DRAM-side
+    idle of the system testbench); the latency count still runs. Timing then no longer matches §10.2
+    (transfers only end later); 0 for the deterministic model.
 
 Storage: the image (``size`` bytes, loaded before reset is released: ``init`` or
 :meth:`Dram.backdoor_write`) in ``NL`` byte lanes (the smallest power of two ≥ max(2, bpc)), byte a in
@@ -93,6 +96,7 @@ class Dram(wiring.Component):
             "done": Out(stream.Signature(done_layout(cfg))),
             "dram_bytes": Out(COUNTER_BITS),
             "busy": Out(1),
+            "stall": In(1),
         })
 
     @property
@@ -140,7 +144,7 @@ class Dram(wiring.Component):
         beat = Signal()
         last = Signal()
         n = Signal(range(bpc + 1))
-        m.d.comb += [beat.eq(active & (e_wait == 0)), last.eq(e_left <= bpc), n.eq(Mux(last, e_left, bpc))]
+        m.d.comb += [beat.eq(active & (e_wait == 0) & ~self.stall), last.eq(e_left <= bpc), n.eq(Mux(last, e_left, bpc))]
 
         lo, base = e_addr[:lg], e_addr >> lg
         got = []
@@ -172,7 +176,7 @@ class Dram(wiring.Component):
         with m.If(active):
             m.d.sync += [wait.eq(e_wait), addr.eq(e_addr), off.eq(e_off), left.eq(e_left), pe.eq(e_pe),
                          slot.eq(e_slot)]
-            with m.If(~beat):
+            with m.If(e_wait != 0):
                 m.d.sync += wait.eq(e_wait - 1)
             with m.If(xfer):
                 m.d.sync += [addr.eq(e_addr + bpc), off.eq(e_off + bpc), left.eq(e_left - n)]

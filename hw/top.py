@@ -20,6 +20,7 @@ Ports
 ``act_in``   In  stream ``{addr, data, be}``: one Gbuffer word (word address, byte enables); not counted
 ``act_rd``   In  stream ``{addr}`` (word address) → ``act_data`` Out stream ``{data}`` one cycle later;
              not counted
+``dram_stall`` In: the DRAM side holds this cycle's beat (``dram.stall``; 0 for §10.2 timing)
 ``start`` In, ``running``/``done`` Out, ``error`` Out: illegal opcode, a tile-tag mismatch at a COMPUTE
              start (§9.6) or two write drivers on one APU's row port (``pe.conflict``)
 ``host_req``/``host_layer`` Out, ``host_ack`` In: a HOST instruction raises ``host_req`` in its
@@ -123,6 +124,7 @@ class Top(wiring.Component):
                                                              "be": unsigned(cfg.gbuf_word_bytes)}))),
             "act_rd": In(stream.Signature(data.StructLayout({"addr": unsigned(wbits)}))),
             "act_data": Out(stream.Signature(data.StructLayout({"data": unsigned(8 * cfg.gbuf_word_bytes)}))),
+            "dram_stall": In(1),
             "start": In(1),
             "running": Out(1),
             "done": Out(1),
@@ -177,6 +179,7 @@ class Top(wiring.Component):
         w = sub("w_dram")
         wiring.connect(w, c.dram_req, d.req)
         wiring.connect(w, d.done, c.dram_done)
+        w.d.comb += d.stall.eq(self.dram_stall)
         for p, pe in enumerate(self.pes):
             w = sub(f"w_pe{p}")
             wiring.connect(w, d.fill[p], pe.fill)

@@ -1,12 +1,20 @@
-"""System-level test vectors for the cocotb tests of the generated ``hw.top.Top`` (``top_tb.py``).
+"""System-level cases for the cocotb runs of the generated ``hw.top.Top`` (``top_tb.py``) and for
+``aras verify``.
 
-A case is a trace, its scheduled program and int8 inputs, rebuilt deterministically from
-``(name, config, seed)`` by :func:`make_case` (so the cocotb side can rebuild it when it must compute an
-expectation itself, e.g. after a reset in the middle of a run). :func:`vectors` turns a case into the
-arrays ``top_tb.py`` drives and checks: the program image, the DRAM image, the input bytes, and the
-golden outcome — ``sim_models.timing.run`` (total cycles, the status block: every counter,
-``cells_changed``, the layer windows; the final crossbar levels) and ``sim_models.functional.run`` with
-the program's encoding plan (every output byte).
+A :class:`Case` is a trace, the program the scheduler emits for it in one mode, and the int8 inputs of
+one or more runs (each run one batch, back to back on one design with a reset in between: cells and
+tile metadata survive, so run k > 0 starts from the cells run k − 1 left — the steady state).
+:func:`make_case` rebuilds a named case deterministically from ``(name, config, seed, runs)``;
+:func:`trace_case` wraps any trace (``aras verify``). :func:`vectors` turns a case into the arrays
+``top_tb.py`` drives and checks, with the golden outcome of every run: ``sim_models.timing.run`` (total
+cycles, the status block — every counter, ``cells_changed``, the layer windows —, the execute-side
+counters of every layer, the final crossbar levels) and ``sim_models.functional.run`` with the
+program's encoding plan (every output byte and a checksum of every layer's output tensor).
+
+Case names: ``spec`` (the §10.6 worked example), ``conv`` / ``fc`` (one random layer), ``mlp`` (three
+random linear layers with ~7x the ``tiny`` chip's weights: rounds and rewrites), ``lenet5`` (real trained
+weights, real test digits), ``mtcnn-pnet`` (real weights, both heads, host softmax), each optionally
+``@MODE`` with MODE in :data:`MODES` (default ``aras``).
 
 The generated Verilog has fixed memory sizes, so every case of one config runs on one build:
 :data:`TOP_PARAMS` are the ``Top`` parameters both sides use.
@@ -14,90 +22,231 @@ The generated Verilog has fixed memory sizes, so every case of one config runs o
 
 from __future__ import annotations
 
+import dataclasses
+import zlib
+
 import numpy as np
 
 from aras import isa
 from aras.config import Config
-from aras.trace import Trace
+from aras.errors import ArasError
+from aras.trace import Layer, TensorQ, Trace
 from hw.top import status_names
 from sim_models import functional, timing
 from sim_models.functional import plan_from_program
+from sim_models.program import Host
 from sim_models.scheduler import Options, schedule
 from verif.golden.test_spec_example import example_trace
 from verif.golden.tracegen import random_multipliers, weight_layer_trace
 
-__all__ = ["TOP_PARAMS", "CASES", "make_case", "expected", "vectors"]
+__all__ = ["TOP_PARAMS", "MODES", "EXEC_COUNTERS", "Case", "make_case", "trace_case", "expected", "vectors",
+           "checksum"]
 
-# Room for every case below (the §10.6 example: 34 program rows, 168 DRAM bytes, 3 layers).
-TOP_PARAMS = {"program_words": 64, "dram_bytes": 1024, "max_layers": 4}
+# Room for every case below (LeNet-5 on tiny: 1,508 program rows, 44,190 DRAM bytes, 8 layers).
+TOP_PARAMS = {"program_words": 2048, "dram_bytes": 1 << 16, "max_layers": 8}
 ONES = (1 << 64) - 1  # a layer window register that was never set
 
+# scheduling mode -> (scheduler mode, Options overrides): baseline, ARAS and each ablation
+MODES = {
+    "aras": ("aras", {}),
+    "baseline": ("baseline", {}),
+    "no-overlap": ("aras", {"overlap": False}),
+    "no-reencode": ("aras", {"reencode": False}),
+    "no-diff-write": ("aras", {"diff_write": False}),
+    "no-placement": ("aras", {"placement": False}),
+    "no-bank-select": ("aras", {"bank_select": False}),
+    "signmag": ("aras", {"family": "signmag"}),
+}
 
-def _spec(cfg: Config, seed: int):
-    tr = example_trace()
-    return tr, schedule(tr, cfg, "aras", Options(reencode=False, placement=False))
+# Counters of the execute stream: one execute instruction runs at a time and its events land in
+# [E_start, E_fin), so their per-layer values are differences of the status block at layer boundaries.
+EXEC_COUNTERS = ("adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops", "post_ops", "vector_ops",
+                 "gbuf_reads", "gbuf_writes", "psum_spill_words")
 
 
-def _conv(cfg: Config, seed: int):
+@dataclasses.dataclass
+class Case:
+    name: str
+    trace: Trace
+    prog: object  # sim_models.program.Program
+    inputs: np.ndarray  # int8, (runs, batch) + input shape
+    inputs_note: str  # where the inputs come from (real / synthetic)
+    seed: int = 0
+
+
+def checksum(data: bytes | np.ndarray) -> int:
+    """CRC-32 of the bytes (int8 tensors in their Gbuffer layout)."""
+    return zlib.crc32(np.asarray(data).astype(np.int8).tobytes() if isinstance(data, np.ndarray) else data)
+
+
+# ---------------------------------------------------------------- traces
+def _spec(seed: int) -> Trace:
+    return example_trace()
+
+
+def _conv(seed: int) -> Trace:
     """A random 3x3 conv, 3 → 6 channels on 4x5 with padding, stride (1, 2), zero points and ReLU."""
     rng = np.random.default_rng(seed)
     w = rng.integers(-127, 128, (6, 3, 3, 3))
     m, s = random_multipliers(rng, 6)
-    tr = weight_layer_trace(w, in_shape=(3, 4, 5), zx=-3, zo=5, pads=(1, 1, 0, 1), stride=(1, 2), mult=m, shift=s,
-                            bias=rng.integers(-3000, 3000, 6), act=("relu", 5, 127))
-    return tr, schedule(tr, cfg, "aras")
+    return weight_layer_trace(w, in_shape=(3, 4, 5), zx=-3, zo=5, pads=(1, 1, 0, 1), stride=(1, 2), mult=m, shift=s,
+                              bias=rng.integers(-3000, 3000, 6), act=("relu", 5, 127))
 
 
-CASES = {"spec": _spec, "conv": _conv}
+def _fc(seed: int) -> Trace:
+    """A random linear layer 40 → 7 over 2 tokens (3 row chunks: cross-tile accumulation)."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, (7, 40))
+    m, s = random_multipliers(rng, 7)
+    return weight_layer_trace(w, in_shape=(2, 40), mult=m, shift=s, zx=7, zo=-4, bias=rng.integers(-2000, 2000, 7))
 
 
-def make_case(name: str, cfg: Config, seed: int) -> tuple[Trace, object, np.ndarray]:
-    """(trace, program, int8 inputs of shape (batch,) + input shape) of case ``name``."""
-    tr, prog = CASES[name](cfg, seed)
-    x = np.random.default_rng(seed + 1000).integers(-128, 128, (cfg.batch,) + tr.input_q.shape).astype(np.int8)
-    return tr, prog, x
+def _mlp(seed: int, dims=(48, 40, 32, 10)) -> Trace:
+    """Three random linear layers (3,520 weights, ~7x the 512 of ``tiny``'s 8 crossbars)."""
+    rng = np.random.default_rng(seed)
+    names = [f"t{i}" for i in range(len(dims))]
+    tensors = {n: TensorQ((d,), 0.05, int(rng.integers(-20, 20))) for n, d in zip(names, dims, strict=True)}
+    layers = []
+    for i in range(len(dims) - 1):
+        m, s = random_multipliers(rng, dims[i + 1])
+        arrays = {"weight": rng.integers(-127, 128, (dims[i + 1], dims[i])).astype(np.int8),
+                  "bias": rng.integers(-2000, 2000, dims[i + 1]).astype(np.int32), "mult": m, "shift": s}
+        act = ("relu", tensors[names[i + 1]].zero_point, 127) if i < len(dims) - 2 else ("none", -128, 127)
+        layers.append(Layer(f"fc{i + 1}", "linear", [names[i]], names[i + 1],
+                            {"act": act[0], "act_min": act[1], "act_max": act[2]}, arrays))
+    tr = Trace("mlp", "synthetic", names[0], tensors, layers, [names[-1]])
+    tr.validate("mlp test trace")
+    return tr
 
 
-def expected(trace: Trace, prog, cfg: Config, inputs: np.ndarray, initial: np.ndarray | None = None) -> dict:
-    """The golden outcome of one run starting from crossbar contents ``initial`` (None: all level 0).
+def _model(name):
+    def load(seed: int) -> Trace:
+        from aras.models import load_model
+        return load_model(name)
+    return load
 
-    Returns ``exp_cycles``, ``exp_status`` (uint64, by status address for the trace's layers; an unset
-    layer window is all ones), ``exp_out`` (the output tensors' bytes, in ``trace.outputs`` order) and
-    ``exp_levels`` (n_xbars, rows, cols).
+
+TRACES = {"spec": _spec, "conv": _conv, "fc": _fc, "mlp": _mlp, "lenet5": _model("lenet5"),
+          "mtcnn-pnet": _model("mtcnn-pnet")}
+
+
+def _options(mode: str) -> tuple[str, Options]:
+    if mode not in MODES:
+        raise ArasError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+    smode, kw = MODES[mode]
+    return smode, Options.for_mode(smode, **kw)
+
+
+def trace_case(trace: Trace, cfg: Config, mode: str = "aras", *, runs: int = 1, seed: int = 0,
+               name: str | None = None, opts: Options | None = None) -> Case:
+    """A case of any trace: its program in ``mode`` and ``runs`` batches of inputs — the trace's own
+    samples (in order from ``seed·runs·batch``) when it has enough, random int8 otherwise."""
+    smode, default_opts = _options(mode)
+    prog = schedule(trace, cfg, smode, opts or default_opts)
+    n = runs * cfg.batch
+    shape = (runs, cfg.batch) + trace.input_q.shape
+    if trace.samples is not None and len(trace.samples) >= n:
+        first = (seed * n) % (len(trace.samples) - n + 1)
+        x = trace.samples[first:first + n].reshape(shape)
+        what = "real" if trace.weights == "real" and "synthetic" not in (trace.notes or "").lower() else "trace"
+        note = f"{what} samples {first}..{first + n - 1} of the trace"
+    else:
+        x = np.random.default_rng(seed + 1000).integers(-128, 128, shape).astype(np.int8)
+        note = f"random int8 (seed {seed + 1000})"
+    return Case(name or f"{trace.name}@{mode}", trace, prog, np.ascontiguousarray(x, np.int8), note, seed)
+
+
+def make_case(name: str, cfg: Config, seed: int = 0, runs: int = 1) -> Case:
+    """Case ``NAME[@MODE]`` (see the module docstring)."""
+    base, _, mode = name.partition("@")
+    if base not in TRACES:
+        raise ArasError(f"unknown case {base!r}; cases: {', '.join(TRACES)}")
+    mode = mode or "aras"
+    tr = TRACES[base](seed)
+    opts = Options(reencode=False, placement=False) if base == "spec" and mode == "aras" else None
+    return trace_case(tr, cfg, mode, runs=runs, seed=seed, name=f"{base}@{mode}", opts=opts)
+
+
+# ---------------------------------------------------------------- golden outcome
+def expected(case: Case, cfg: Config, run: int = 0, initial: np.ndarray | None = None) -> dict:
+    """The golden outcome of run ``run`` starting from crossbar contents ``initial`` (None: all level 0).
+
+    ``exp_cycles``, ``exp_status`` (uint64, by status address for the trace's layers; an unset layer
+    window is all ones), ``exp_out`` (the output tensors' bytes, in ``trace.outputs`` order),
+    ``exp_levels`` (n_xbars, rows, cols), ``exp_layer_crc`` (CRC-32 of every layer's output tensor, batch
+    first, as the Gbuffer holds it) and ``exp_layer_counters`` (layers x :data:`EXEC_COUNTERS`).
     """
-    gold = timing.run(prog, trace, cfg, initial)
-    want = functional.run(trace, cfg, inputs, plan=plan_from_program(prog, trace, cfg))
-    names = status_names(cfg, len(trace.layers))
+    tr, prog = case.trace, case.prog
+    gold = timing.run(prog, tr, cfg, initial)
+    allt = functional.run(tr, cfg, case.inputs[run], plan=plan_from_program(prog, tr, cfg), keep_all=True)
+    names = status_names(cfg, len(tr.layers))
     L = cfg.levels
     val = {"cycles": gold.cycles, **gold.counters}
     val.update({f"cells_changed[{o}][{n}]": int(gold.cells_changed[o, n]) for o in range(L) for n in range(L)})
-    for li in range(len(trace.layers)):
+    lcnt = np.zeros((len(tr.layers), len(EXEC_COUNTERS)), np.uint64)
+    for li in range(len(tr.layers)):
         lt = gold.layers.get(li)
         for k in ("start", "end", "wstart", "wend"):
             v = None if lt is None else getattr(lt, k)
             val[f"layer_{k}[{li}]"] = ONES if v is None else v
-    out = b"".join(np.asarray(want[o]).astype(np.int8).tobytes() for o in trace.outputs)
+        if lt is not None:
+            lcnt[li] = [lt.counters.get(k, 0) for k in EXEC_COUNTERS]
+    out = b"".join(np.asarray(allt[o]).astype(np.int8).tobytes() for o in tr.outputs)
     return {"exp_cycles": np.array(gold.cycles), "exp_status": np.array([val[n] for n in names], np.uint64),
-            "exp_out": np.frombuffer(out, np.int8).copy(), "exp_levels": np.asarray(gold.final_levels, np.int64)}
+            "exp_out": np.frombuffer(out, np.int8).copy(), "exp_levels": np.asarray(gold.final_levels, np.int64),
+            "exp_layer_crc": np.array([checksum(np.asarray(allt[ly.output])) for ly in tr.layers], np.int64),
+            "exp_layer_counters": lcnt}
 
 
-def vectors(name: str, cfg: Config, seed: int = 0, *, reset_at: int = -1, idle: float = 0.3,
-            backpressure: float = 0.3) -> dict[str, np.ndarray]:
-    """All arrays ``top_tb.py`` needs for case ``name`` (npz-ready).
+def _fits(case: Case, cfg: Config, im) -> None:
+    need = {"program_words": len(im.words), "dram_bytes": len(im.dram), "max_layers": len(case.trace.layers)}
+    for k, v in need.items():
+        if v > TOP_PARAMS[k]:
+            raise ArasError(f"case {case.name} on {cfg.name}: needs {k} = {v}, the cocotb build has "
+                            f"{TOP_PARAMS[k]} (verif/cocotb/system_vectors.py TOP_PARAMS)")
 
+
+def vectors(case: Case, cfg: Config, *, reset_at: int = -1, idle: float = 0.3, backpressure: float = 0.3,
+            stall: float = 0.0, host_delay: float = 0.0) -> dict[str, np.ndarray]:
+    """All arrays ``top_tb.py`` needs for ``case`` (npz-ready): images, inputs, tensor places and the golden
+    outcome of every run (``exp_*`` stacked over runs; run k starts from run k − 1's golden levels).
+
+    ``idle`` / ``backpressure``: random gaps on the load/unload streams (untimed). ``stall``: probability
+    that the DRAM side holds a beat in a cycle of the run; ``host_delay``: probability that the host waits
+    one more cycle before acknowledging (both only lengthen the run; :func:`vectors` then still gives
+    the undisturbed expectation: the testbench checks cycles only for growth).
     ``reset_at`` >= 0: reset the design in that cycle of a first run, then run again; the expectation
     then depends on what the interrupted run left in the cells, so the cocotb side computes it after
     the reset (:func:`expected` on the peeked levels) and ``exp_*`` here describe a cold run only.
     """
-    tr, prog, x = make_case(name, cfg, seed)
+    tr, prog = case.trace, case.prog
+    if reset_at >= 0 and len(case.inputs) != 1:
+        raise ArasError(f"case {case.name}: a reset in the middle of a run needs exactly one run")
     im = isa.encode(prog, tr, cfg)
+    _fits(case, cfg, im)
     ta = prog.tensors[tr.input]
     outs = [prog.tensors[o] for o in tr.outputs]
-    v = {"case": np.array(name), "seed": np.array(seed), "reset_at": np.array(reset_at),
-         "idle": np.array(idle), "backpressure": np.array(backpressure),
+    runs = len(case.inputs)
+    v = {"case": np.array(case.name), "seed": np.array(case.seed), "reset_at": np.array(reset_at), "idle": np.array(idle),
+         "backpressure": np.array(backpressure), "stall": np.array(stall), "host_delay": np.array(host_delay),
          "program": np.frombuffer(im.program, np.uint8).copy(), "dram": np.frombuffer(im.dram, np.uint8).copy(),
-         "in_base": np.array(ta.base), "inputs": x.reshape(-1).copy(), "n_layers": np.array(len(tr.layers)),
+         "in_base": np.array(ta.base), "inputs": case.inputs.reshape(runs, -1).copy(),
+         "n_layers": np.array(len(tr.layers)),
          "out_base": np.array([t.base for t in outs]), "out_len": np.array([prog.batch * t.item_bytes for t in outs]),
-         "out_names": np.array(list(tr.outputs))}
-    v.update(expected(tr, prog, cfg, x))
+         "out_names": np.array(list(tr.outputs)),
+         "layer_names": np.array([ly.name for ly in tr.layers]),
+         "layer_out_base": np.array([prog.tensors[ly.output].base for ly in tr.layers]),
+         "layer_out_len": np.array([prog.batch * prog.tensors[ly.output].item_bytes for ly in tr.layers]),
+         "tensor_names": np.array(list(prog.tensors)),
+         "tensor_base": np.array([t.base for t in prog.tensors.values()]),
+         "tensor_item": np.array([t.item_bytes for t in prog.tensors.values()]),
+         "host_layers": np.array(sorted({i.layer for i in prog.instrs if isinstance(i, Host)}), np.int64)}
+    exps, initial = [], None
+    for r in range(runs):
+        e = expected(case, cfg, r, initial)
+        initial = e["exp_levels"].astype(np.uint8)
+        exps.append(e)
+    for k in exps[0]:
+        v[k] = np.stack([e[k] for e in exps])
     return v
+
