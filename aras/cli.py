@@ -262,6 +262,15 @@ def cmd_verilog(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from . import config as C
+    from .verify import run_verify
+
+    cfg = C.load(args.config)
+    ok = run_verify(args.model, cfg, Path(args.out), mode=args.mode, runs=args.runs, seed=args.seed)
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="aras", description="ARAS ReRAM accelerator: golden model and tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -321,6 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--blackbox-macros", action="store_true",
                    help="crossbars as instances of the external aras_xbar_macro (a stub declares its ports)")
     v.set_defaults(fn=cmd_verilog)
+    from sim_models.scheduler import MODES
+
+    f = sub.add_parser("verify", help="run a model through the generated RTL and the golden model side by side")
+    f.add_argument("model", help="model name (aras models) or trace directory")
+    f.add_argument("--config", default="tiny", help="preset name or .toml/.json file (default tiny)")
+    f.add_argument("-o", "--out", required=True, help="report directory (report.md, report.html, report.json)")
+    f.add_argument("--mode", default="aras", choices=list(MODES), help="scheduling mode or ablation (default aras)")
+    f.add_argument("--runs", type=int, default=1, help="back-to-back runs (run k > 0: steady state), one input "
+                   "batch each (default 1)")
+    f.add_argument("--seed", type=int, default=0, help="selects the input samples (default 0)")
+    f.set_defaults(fn=cmd_verify)
     return ap
 
 

@@ -144,7 +144,8 @@ class Dram(wiring.Component):
         beat = Signal()
         last = Signal()
         n = Signal(range(bpc + 1))
-        m.d.comb += [beat.eq(active & (e_wait == 0) & ~self.stall), last.eq(e_left <= bpc), n.eq(Mux(last, e_left, bpc))]
+        m.d.comb += [beat.eq(active & (e_wait == 0) & ~self.stall), last.eq(e_left <= bpc),
+                     n.eq(Mux(last, e_left, bpc))]
 
         lo, base = e_addr[:lg], e_addr >> lg
         got = []

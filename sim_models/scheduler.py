@@ -228,6 +228,20 @@ def _choose(c0, c1):
     return c1 < c0, np.minimum(c0, c1).sum(axis=-1)
 
 
+# Named scheduling modes -> (scheduler mode, Options overrides): baseline, ARAS and each ablation
+# (``aras verify --mode``, the cocotb system cases).
+MODES = {
+    "aras": ("aras", {}),
+    "baseline": ("baseline", {}),
+    "no-overlap": ("aras", {"overlap": False}),
+    "no-reencode": ("aras", {"reencode": False}),
+    "no-diff-write": ("aras", {"diff_write": False}),
+    "no-placement": ("aras", {"placement": False}),
+    "no-bank-select": ("aras", {"bank_select": False}),
+    "signmag": ("aras", {"family": "signmag"}),
+}
+
+
 def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None = None,
              initial: np.ndarray | None = None, cache: dict | None = None,
              initial_writes: dict | None = None) -> Program:

@@ -22,21 +22,24 @@ MODULE = "verif.cocotb.top_tb"
 _DESIGNS: dict[tuple[str, str], runner.Build] = {}
 
 
-def design(cfg: Config, build_root: Path) -> runner.Build:
-    """The built Top of ``cfg`` (generated and compiled once per process and build root)."""
-    key = (json.dumps(cfg.to_dict(), sort_keys=True), str(build_root))
+def design(cfg: Config, build_root: Path, params: dict | None = None) -> runner.Build:
+    """The built Top of ``cfg`` with ``params`` (default ``TOP_PARAMS``), generated and compiled once per
+    process and build root."""
+    params = params or TOP_PARAMS
+    key = (json.dumps(cfg.to_dict(), sort_keys=True), json.dumps(params, sort_keys=True), str(build_root))
     if key not in _DESIGNS:
-        _DESIGNS[key] = runner.build(Top(cfg=cfg, **TOP_PARAMS), TOP, build_root)
+        _DESIGNS[key] = runner.build(Top(cfg=cfg, **params), TOP, build_root)
     return _DESIGNS[key]
 
 
-def run_case(case: Case, cfg: Config, build_root: Path, test_dir: Path, *, tb_seed: int = 0, **kw) -> dict:
+def run_case(case: Case, cfg: Config, build_root: Path, test_dir: Path, *, tb_seed: int = 0,
+             params: dict | None = None, **kw) -> dict:
     """Drive ``case`` through the RTL; returns the report record (``runs``: golden/RTL figures per run,
     ``seconds``: wall time of the simulator process). Raises ``AssertionError`` on any mismatch (the
     record is still written to ``test_dir/report.json``)."""
-    d = design(cfg, build_root)
+    d = design(cfg, build_root, params)
     test_dir = Path(test_dir)
-    vec = vectors(case, cfg, **kw)
+    vec = vectors(case, cfg, params=params, **kw)
     env = write_inputs(test_dir, cfg, vec, seed=tb_seed)
     case.trace.save(test_dir / "trace")
     report = test_dir / "report.json"

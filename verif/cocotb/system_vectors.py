@@ -23,6 +23,7 @@ The generated Verilog has fixed memory sizes, so every case of one config runs o
 from __future__ import annotations
 
 import dataclasses
+import json
 import zlib
 
 import numpy as np
@@ -35,28 +36,16 @@ from hw.top import status_names
 from sim_models import functional, timing
 from sim_models.functional import plan_from_program
 from sim_models.program import Host
-from sim_models.scheduler import Options, schedule
+from sim_models.scheduler import MODES, Options, schedule
 from verif.golden.test_spec_example import example_trace
 from verif.golden.tracegen import random_multipliers, weight_layer_trace
 
 __all__ = ["TOP_PARAMS", "MODES", "EXEC_COUNTERS", "Case", "make_case", "trace_case", "expected", "vectors",
-           "checksum"]
+           "checksum", "top_params"]
 
 # Room for every case below (LeNet-5 on tiny: 1,508 program rows, 44,190 DRAM bytes, 8 layers).
 TOP_PARAMS = {"program_words": 2048, "dram_bytes": 1 << 16, "max_layers": 8}
 ONES = (1 << 64) - 1  # a layer window register that was never set
-
-# scheduling mode -> (scheduler mode, Options overrides): baseline, ARAS and each ablation
-MODES = {
-    "aras": ("aras", {}),
-    "baseline": ("baseline", {}),
-    "no-overlap": ("aras", {"overlap": False}),
-    "no-reencode": ("aras", {"reencode": False}),
-    "no-diff-write": ("aras", {"diff_write": False}),
-    "no-placement": ("aras", {"placement": False}),
-    "no-bank-select": ("aras", {"bank_select": False}),
-    "signmag": ("aras", {"family": "signmag"}),
-}
 
 # Counters of the execute stream: one execute instruction runs at a time and its events land in
 # [E_start, E_fin), so their per-layer values are differences of the status block at layer boundaries.
@@ -198,23 +187,33 @@ def expected(case: Case, cfg: Config, run: int = 0, initial: np.ndarray | None =
             "exp_layer_counters": lcnt}
 
 
-def _fits(case: Case, cfg: Config, im) -> None:
-    need = {"program_words": len(im.words), "dram_bytes": len(im.dram), "max_layers": len(case.trace.layers)}
-    for k, v in need.items():
-        if v > TOP_PARAMS[k]:
-            raise ArasError(f"case {case.name} on {cfg.name}: needs {k} = {v}, the cocotb build has "
-                            f"{TOP_PARAMS[k]} (verif/cocotb/system_vectors.py TOP_PARAMS)")
+def _needs(case: Case, cfg: Config, im) -> dict[str, int]:
+    return {"program_words": len(im.words), "dram_bytes": len(im.dram), "max_layers": len(case.trace.layers)}
+
+
+def top_params(case: Case, cfg: Config) -> dict[str, int]:
+    """:data:`TOP_PARAMS`, each raised to the next power of two the case needs (``aras verify``)."""
+    need = _needs(case, cfg, isa.encode(case.prog, case.trace, cfg))
+    return {k: max(v, 1 << (need[k] - 1).bit_length()) for k, v in TOP_PARAMS.items()}
+
+
+def _fits(case: Case, cfg: Config, im, params: dict) -> None:
+    for k, v in _needs(case, cfg, im).items():
+        if v > params[k]:
+            raise ArasError(f"case {case.name} on {cfg.name}: needs {k} = {v}, the build has {params[k]} "
+                            "(verif/cocotb/system_vectors.py TOP_PARAMS; aras verify sizes its own build)")
 
 
 def vectors(case: Case, cfg: Config, *, reset_at: int = -1, idle: float = 0.3, backpressure: float = 0.3,
-            stall: float = 0.0, host_delay: float = 0.0) -> dict[str, np.ndarray]:
+            stall: float = 0.0, host_delay: float = 0.0, params: dict | None = None) -> dict[str, np.ndarray]:
     """All arrays ``top_tb.py`` needs for ``case`` (npz-ready): images, inputs, tensor places and the golden
     outcome of every run (``exp_*`` stacked over runs; run k starts from run k − 1's golden levels).
 
     ``idle`` / ``backpressure``: random gaps on the load/unload streams (untimed). ``stall``: probability
     that the DRAM side holds a beat in a cycle of the run; ``host_delay``: probability that the host waits
     one more cycle before acknowledging (both only lengthen the run; :func:`vectors` then still gives
-    the undisturbed expectation: the testbench checks cycles only for growth).
+    the undisturbed expectation: the testbench checks cycles only for growth). ``params``: the ``Top``
+    parameters of the build (default :data:`TOP_PARAMS`).
     ``reset_at`` >= 0: reset the design in that cycle of a first run, then run again; the expectation
     then depends on what the interrupted run left in the cells, so the cocotb side computes it after
     the reset (:func:`expected` on the peeked levels) and ``exp_*`` here describe a cold run only.
@@ -222,12 +221,14 @@ def vectors(case: Case, cfg: Config, *, reset_at: int = -1, idle: float = 0.3, b
     tr, prog = case.trace, case.prog
     if reset_at >= 0 and len(case.inputs) != 1:
         raise ArasError(f"case {case.name}: a reset in the middle of a run needs exactly one run")
+    params = dict(params or TOP_PARAMS)
     im = isa.encode(prog, tr, cfg)
-    _fits(case, cfg, im)
+    _fits(case, cfg, im, params)
     ta = prog.tensors[tr.input]
     outs = [prog.tensors[o] for o in tr.outputs]
     runs = len(case.inputs)
-    v = {"case": np.array(case.name), "seed": np.array(case.seed), "reset_at": np.array(reset_at), "idle": np.array(idle),
+    v = {"case": np.array(case.name), "top_params": np.array(json.dumps(params)), "seed": np.array(case.seed),
+         "reset_at": np.array(reset_at), "idle": np.array(idle),
          "backpressure": np.array(backpressure), "stall": np.array(stall), "host_delay": np.array(host_delay),
          "program": np.frombuffer(im.program, np.uint8).copy(), "dram": np.frombuffer(im.dram, np.uint8).copy(),
          "in_base": np.array(ta.base), "inputs": case.inputs.reshape(runs, -1).copy(),

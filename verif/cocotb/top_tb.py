@@ -41,7 +41,7 @@ from aras import isa
 from aras.trace import Trace
 from hw.top import Top, status_names
 from sim_models import host
-from verif.cocotb.system_vectors import EXEC_COUNTERS, TOP_PARAMS, checksum, expected, make_case
+from verif.cocotb.system_vectors import EXEC_COUNTERS, checksum, expected, make_case
 from verif.cocotb.tb import TB, StreamDriver, StreamMonitor, first_mismatch, load_config, load_vectors, seed_from_env
 
 PERIOD = 10  # ns
@@ -398,7 +398,7 @@ def run_record(v, names, exp, got, status, probe, wall, outs) -> dict:
 async def program_run(dut):
     cfg = load_config()
     v = load_vectors()
-    top = Top(cfg=cfg, **TOP_PARAMS)
+    top = Top(cfg=cfg, **json.loads(str(v["top_params"])))
     tb = TB(dut, top, period_ns=PERIOD, seed=seed_from_env())
     for name in ("prog_in__valid", "dram_in__valid", "act_in__valid", "act_rd__valid", "act_data__ready", "start",
                  "host_ack", "status_en", "peek_en", "dram_stall"):
