@@ -140,7 +140,8 @@ def run_verify(ref: str, cfg: Config, out: Path, *, mode: str = "aras", runs: in
         rec = run_case(case, cfg, root, out / "sim", params=params)
     except AssertionError as e:
         rep = out / "sim" / "report.json"
-        rec = json.loads(rep.read_text()) if rep.is_file() else {"runs": []}
+        full = json.loads(rep.read_text()) if rep.is_file() else {}
+        rec = {**(full.get("cases") or [{"runs": []}])[0], "seconds": full.get("seconds", 0.0)}
         if not rec.get("runs") or not any(r["mismatches"] for r in rec["runs"]):
             meta["error"] = str(e)
     ok = render(rec, meta, out)

@@ -12,9 +12,9 @@ counters of every layer, the final crossbar levels) and ``sim_models.functional.
 program's encoding plan (every output byte and a checksum of every layer's output tensor).
 
 Case names: ``spec`` (the §10.6 worked example), ``conv`` / ``fc`` (one random layer), ``mlp`` (three
-random linear layers with ~7x the ``tiny`` chip's weights: rounds and rewrites), ``lenet5`` (real trained
-weights, real test digits), ``mtcnn-pnet`` (real weights, both heads, host softmax), each optionally
-``@MODE`` with MODE in :data:`MODES` (default ``aras``).
+random linear layers with ~7x the ``tiny`` chip's weights — rounds and rewrites — and a host softmax),
+``lenet5`` (real trained weights, real test digits), ``mtcnn-pnet`` (real weights, both heads, host
+softmax), each optionally ``@MODE`` with MODE in ``sim_models.scheduler.MODES`` (default ``aras``).
 
 The generated Verilog has fixed memory sizes, so every case of one config runs on one build:
 :data:`TOP_PARAMS` are the ``Top`` parameters both sides use.
@@ -91,7 +91,8 @@ def _fc(seed: int) -> Trace:
 
 
 def _mlp(seed: int, dims=(48, 40, 32, 10)) -> Trace:
-    """Three random linear layers (3,520 weights, ~7x the 512 of ``tiny``'s 8 crossbars)."""
+    """Three random linear layers (3,520 weights, ~7x the 512 of ``tiny``'s 8 crossbars) and a softmax on
+    the host; outputs: the logits and the probabilities."""
     rng = np.random.default_rng(seed)
     names = [f"t{i}" for i in range(len(dims))]
     tensors = {n: TensorQ((d,), 0.05, int(rng.integers(-20, 20))) for n, d in zip(names, dims, strict=True)}
@@ -103,7 +104,9 @@ def _mlp(seed: int, dims=(48, 40, 32, 10)) -> Trace:
         act = ("relu", tensors[names[i + 1]].zero_point, 127) if i < len(dims) - 2 else ("none", -128, 127)
         layers.append(Layer(f"fc{i + 1}", "linear", [names[i]], names[i + 1],
                             {"act": act[0], "act_min": act[1], "act_max": act[2]}, arrays))
-    tr = Trace("mlp", "synthetic", names[0], tensors, layers, [names[-1]])
+    tensors["prob"] = TensorQ((dims[-1],), 1 / 256, -128)
+    layers.append(Layer("softmax", "softmax", [names[-1]], "prob", {"axis": -1}))
+    tr = Trace("mlp", "synthetic", names[0], tensors, layers, [names[-1], "prob"])
     tr.validate("mlp test trace")
     return tr
 
@@ -205,7 +208,8 @@ def _fits(case: Case, cfg: Config, im, params: dict) -> None:
 
 
 def vectors(case: Case, cfg: Config, *, reset_at: int = -1, idle: float = 0.3, backpressure: float = 0.3,
-            stall: float = 0.0, host_delay: float = 0.0, params: dict | None = None) -> dict[str, np.ndarray]:
+            stall: float = 0.0, host_delay: float = 0.0, params: dict | None = None,
+            initial: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """All arrays ``top_tb.py`` needs for ``case`` (npz-ready): images, inputs, tensor places and the golden
     outcome of every run (``exp_*`` stacked over runs; run k starts from run k − 1's golden levels).
 
@@ -213,14 +217,16 @@ def vectors(case: Case, cfg: Config, *, reset_at: int = -1, idle: float = 0.3, b
     that the DRAM side holds a beat in a cycle of the run; ``host_delay``: probability that the host waits
     one more cycle before acknowledging (both only lengthen the run; :func:`vectors` then still gives
     the undisturbed expectation: the testbench checks cycles only for growth). ``params``: the ``Top``
-    parameters of the build (default :data:`TOP_PARAMS`).
+    parameters of the build (default :data:`TOP_PARAMS`). ``initial``: the crossbar levels run 0 starts
+    from (None: cold; a case that follows another one in the same simulator process starts from the
+    levels the previous one left).
     ``reset_at`` >= 0: reset the design in that cycle of a first run, then run again; the expectation
     then depends on what the interrupted run left in the cells, so the cocotb side computes it after
     the reset (:func:`expected` on the peeked levels) and ``exp_*`` here describe a cold run only.
     """
     tr, prog = case.trace, case.prog
-    if reset_at >= 0 and len(case.inputs) != 1:
-        raise ArasError(f"case {case.name}: a reset in the middle of a run needs exactly one run")
+    if reset_at >= 0 and (len(case.inputs) != 1 or initial is not None):
+        raise ArasError(f"case {case.name}: a reset in the middle of a run needs exactly one cold run")
     params = dict(params or TOP_PARAMS)
     im = isa.encode(prog, tr, cfg)
     _fits(case, cfg, im, params)
@@ -242,7 +248,7 @@ def vectors(case: Case, cfg: Config, *, reset_at: int = -1, idle: float = 0.3, b
          "tensor_base": np.array([t.base for t in prog.tensors.values()]),
          "tensor_item": np.array([t.item_bytes for t in prog.tensors.values()]),
          "host_layers": np.array(sorted({i.layer for i in prog.instrs if isinstance(i, Host)}), np.int64)}
-    exps, initial = [], None
+    exps = []
     for r in range(runs):
         e = expected(case, cfg, r, initial)
         initial = e["exp_levels"].astype(np.uint8)

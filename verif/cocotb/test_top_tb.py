@@ -1,68 +1,75 @@
 """cocotb system tests of the generated Verilog of ``hw.top.Top`` (the cocotb side is ``top_tb.py``, the
 cases come from ``system_vectors.py``): whole scheduler programs loaded through the top's streams,
-compared exactly with ``sim_models.timing`` / ``sim_models.functional``. The Top's SystemVerilog takes
-~25 s to generate, so each config is generated and built once per session (and reused across sessions
-with ``$ARAS_COCOTB_BUILD``). Each case is a fresh simulator process (the crossbars start cold)."""
+compared exactly with ``sim_models.timing`` / ``sim_models.functional`` — cycles, every status-block
+register, per-layer execute counters and output checksums, every output byte, every crossbar cell.
+
+The Top's SystemVerilog takes ~25 s to generate, so each config is generated and built once per session
+(and reused across sessions with ``$ARAS_COCOTB_BUILD``). A simulator process costs ~5 s to start, so
+one process runs a chain of cases (each starts from the cells the previous one left: cold only for the
+first). Icarus runs the tiny top at ~100–300 cycles/s; LeNet-5 (79k cycles, ~6 min) is ``slow`` (also:
+``aras verify lenet5 --config tiny``, ``scripts/regress.py --lenet-digits N``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from aras.config import preset
-from verif.cocotb.system import run_case
-from verif.cocotb.system_vectors import MODES, make_case
+from sim_models.scheduler import MODES
+from verif.cocotb.system import run_case, run_cases
+from verif.cocotb.system_vectors import make_case
 
 TINY = preset("tiny")
 TINY_ADC = preset("tiny-adc")
 
 
-def _run(name, cfg, root, tmp_path, seed=0, runs=1, **kw):
-    return run_case(make_case(name, cfg, seed, runs), cfg, root, tmp_path, **kw)
+def _cycles(rec):
+    return [(c["case"], r["cycles"]) for c in rec["cases"] for r in c["runs"]]
 
 
-def test_spec_example_cold(cocotb_build_root, tmp_path):
-    r = _run("spec", TINY, cocotb_build_root, tmp_path)
-    assert r["runs"][0]["cycles"] == [318, 318]  # §10.6
+def test_layers_every_mode_and_rounds(cocotb_build_root, tmp_path):
+    """The §10.6 example cold (318 cycles); a random conv in every mode (baseline, aras, each ablation,
+    sign-magnitude); a random linear layer in aras and baseline; three linear layers with ~7x the chip's
+    weights (rounds and rewrites) twice (steady state) in aras and once in baseline."""
+    cases = [make_case("spec", TINY)]
+    cases += [make_case(f"conv@{m}", TINY, seed=3) for m in MODES]
+    cases += [make_case(f"fc@{m}", TINY, seed=5) for m in ("aras", "baseline")]
+    cases += [make_case("mlp@aras", TINY, seed=4, runs=2), make_case("mlp@baseline", TINY, seed=4)]
+    rec = run_cases(cases, TINY, cocotb_build_root, tmp_path)
+    got = _cycles(rec)
+    assert len(got) == len(cases) + 1 and got[0] == ("spec@aras", [318, 318])  # §10.6
 
 
 def test_reset_mid_run(cocotb_build_root, tmp_path):
     """Reset in cycle 200 of the cold §10.6 example (WRITEs and a COMPUTE in flight), then a full run."""
-    r = _run("spec", TINY, cocotb_build_root, tmp_path, seed=5, reset_at=200)
+    r = run_case(make_case("spec", TINY, seed=5), TINY, cocotb_build_root, tmp_path, reset_at=200)
     assert r["runs"][0]["cycles"][1] < 318  # rows the interrupted run wrote are skipped by the second one
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("kind", ["conv", "fc"])
-def test_random_layer_every_mode(cocotb_build_root, tmp_path, kind, mode):
-    _run(f"{kind}@{mode}", TINY, cocotb_build_root, tmp_path, seed=3)
-
-
-@pytest.mark.parametrize("mode", ["aras", "baseline"])
-def test_rounds_and_rewrites(cocotb_build_root, tmp_path, mode):
-    """Three linear layers with ~7x the chip's weights, twice (the second run is the steady state)."""
-    _run(f"mlp@{mode}", TINY, cocotb_build_root, tmp_path, seed=4, runs=2)
-
-
-def test_disturbed_run(cocotb_build_root, tmp_path):
-    """Random DRAM-side stalls and a late host: outputs and untimed counters exact, cycles only grow."""
-    r = _run("mtcnn-pnet", TINY, cocotb_build_root, tmp_path, stall=0.3, host_delay=0.5)
-    got, gold = r["runs"][0]["cycles"][1], r["runs"][0]["cycles"][0]
-    assert got > gold
-
-
 def test_mtcnn_pnet(cocotb_build_root, tmp_path):
-    """Real weights, both heads; the softmax is a HOST layer answered by the testbench's host."""
-    r = _run("mtcnn-pnet", TINY, cocotb_build_root, tmp_path)
+    """MTCNN P-Net, real weights, both heads; the softmax is a HOST layer answered by the testbench's host."""
+    r = run_case(make_case("mtcnn-pnet", TINY), TINY, cocotb_build_root, tmp_path)
     assert r["runs"][0]["host_layers"] == [5]
 
 
-def test_lenet5(cocotb_build_root, tmp_path):
-    """Real trained weights on a real test digit; the predicted digit equals the golden model's."""
-    _run("lenet5", TINY, cocotb_build_root, tmp_path)
+def test_disturbed_runs(cocotb_build_root, tmp_path):
+    """Random DRAM-side stalls and a late host on the rounds-and-rewrites net with its host softmax:
+    outputs and untimed counters exact, cycles only grow (twice: stalls alone, then with the host)."""
+    rec = run_cases([make_case("mlp@aras", TINY, seed=9)], TINY, cocotb_build_root, tmp_path / "stall", stall=0.3)
+    rec2 = run_cases([make_case("mlp@baseline", TINY, seed=9)], TINY, cocotb_build_root, tmp_path / "host",
+                     stall=0.2, host_delay=0.6)
+    for r in (rec, rec2):
+        (gold, got), = [run["cycles"] for c in r["cases"] for run in c["runs"]]
+        assert got > gold
+
+
+def test_tiny_adc(cocotb_build_root, tmp_path):
+    """Clipping ADCs: a random conv and linear layer in aras, baseline and without differential writes."""
+    cases = [make_case(f"{k}@{m}", TINY_ADC, seed=7) for k in ("conv", "fc") for m in ("aras", "baseline",
+                                                                                       "no-diff-write")]
+    run_cases(cases, TINY_ADC, cocotb_build_root, tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["aras", "baseline", "no-diff-write"])
-@pytest.mark.parametrize("kind", ["conv", "fc"])
-def test_tiny_adc(cocotb_build_root, tmp_path, kind, mode):
-    _run(f"{kind}@{mode}", TINY_ADC, cocotb_build_root, tmp_path, seed=7)
+def test_lenet5(cocotb_build_root, tmp_path):
+    """Real trained weights on two real test digits (cold, then steady state); predicted digits equal."""
+    run_case(make_case("lenet5", TINY, runs=2), TINY, cocotb_build_root, tmp_path)

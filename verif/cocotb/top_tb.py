@@ -42,14 +42,21 @@ from aras.trace import Trace
 from hw.top import Top, status_names
 from sim_models import host
 from verif.cocotb.system_vectors import EXEC_COUNTERS, checksum, expected, make_case
-from verif.cocotb.tb import TB, StreamDriver, StreamMonitor, first_mismatch, load_config, load_vectors, seed_from_env
+from verif.cocotb.tb import TB, StreamDriver, StreamMonitor, first_mismatch, load_config, seed_from_env
 
 PERIOD = 10  # ns
+
+
+def load_vectors_file(path: str) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
 TIME_COUNTERS = ("cycles", "gbuf_active_bank_cycles")  # count time: only grow in a disturbed run
 
 
 class Watch:
-    """Records the cycles (relative to ``origin``, set per run) in which ``sig`` rose; no per-cycle wake-up."""
+    """Records the cycles (relative to ``origin``, set per run) in which ``sig`` rose and was still high once
+    the time step settled (a combinational output may glitch while its inputs update); no per-cycle
+    wake-up."""
 
     def __init__(self, sig):
         self.sig, self.origin, self.rises = sig, 0.0, []
@@ -58,7 +65,9 @@ class Watch:
     async def _run(self):
         while True:
             await RisingEdge(self.sig)
-            self.rises.append(int((get_sim_time("ns") - self.origin) // PERIOD))
+            await ReadOnly()
+            if int(self.sig.value):
+                self.rises.append(int((get_sim_time("ns") - self.origin) // PERIOD))
 
 
 class Gbuf:
@@ -87,15 +96,21 @@ class Gbuf:
 class Host:
     """The host of HOST layers (§10.4): when ``host_req`` rises it reads the layer's inputs from the
     Gbuffer, runs ``sim_models.host`` and writes the output back — in zero time, between two edges —
-    then acknowledges in the same cycle (the spec's untimed host), or ``delay`` > 0: waits a random
-    geometric number of cycles first."""
+    then acknowledges in the same cycle (the spec's untimed host), or with the case's ``host_delay`` > 0
+    after a random geometric number of cycles. :meth:`bind` gives it each case's trace and tensors."""
 
-    def __init__(self, tb: TB, gbuf: Gbuf, trace: Trace | None, tensors: dict, batch: int, delay: float):
-        self.tb, self.gbuf, self.trace, self.tensors, self.batch, self.delay = tb, gbuf, trace, tensors, batch, delay
+    def __init__(self, tb: TB, gbuf: Gbuf, batch: int):
+        self.tb, self.gbuf, self.batch = tb, gbuf, batch
+        self.trace, self.tensors, self.delay = None, {}, 0.0
         self.rng = tb.child_rng()
         self.served: list[int] = []
         tb.dut.host_ack.value = 0
         cocotb.start_soon(self._run())
+
+    def bind(self, trace: Trace, v: dict) -> None:
+        self.trace, self.delay = trace, float(v["host_delay"])
+        self.tensors = dict(zip(v["tensor_names"].tolist(), zip(v["tensor_base"].tolist(), v["tensor_item"].tolist(),
+                                                                strict=True), strict=True))
 
     async def _run(self):
         dut, clk = self.tb.dut, self.tb.clk
@@ -116,8 +131,6 @@ class Host:
 
     def _op(self, li: int) -> None:
         tr = self.trace
-        if tr is None:
-            raise AssertionError(f"host_req for layer {li}, but no trace was given to the host model")
         ly = tr.layers[li]
         xs = []
         for t in ly.inputs:
@@ -394,42 +407,59 @@ def run_record(v, names, exp, got, status, probe, wall, outs) -> dict:
             "outputs_crc": out_crc}
 
 
+def _env_list(var: str) -> list[str]:
+    return [p for p in os.environ.get(var, "").split(os.pathsep) if p]
+
+
 @cocotb.test()
 async def program_run(dut):
+    """Every case named in ``$ARAS_VECTORS`` (``os.pathsep``-separated; case k with its trace in
+    ``$ARAS_TRACE``'s k-th entry), one after the other on this design, each preceded by a reset."""
     cfg = load_config()
-    v = load_vectors()
-    top = Top(cfg=cfg, **json.loads(str(v["top_params"])))
+    files, traces = _env_list("ARAS_VECTORS"), _env_list("ARAS_TRACE")
+    assert files and len(traces) == len(files), "ARAS_VECTORS / ARAS_TRACE must name one file per case"
+    vs = [load_vectors_file(f) for f in files]
+    top = Top(cfg=cfg, **json.loads(str(vs[0]["top_params"])))
     tb = TB(dut, top, period_ns=PERIOD, seed=seed_from_env())
     for name in ("prog_in__valid", "dram_in__valid", "act_in__valid", "act_rd__valid", "act_data__ready", "start",
                  "host_ack", "status_en", "peek_en", "dram_stall"):
         dut[name].value = 0
-    trace_dir = os.environ.get("ARAS_TRACE")
-    trace = Trace.load(trace_dir) if trace_dir else None
-    tensors = dict(zip(v["tensor_names"].tolist(), zip(v["tensor_base"].tolist(), v["tensor_item"].tolist(),
-                                                       strict=True), strict=True))
     gbuf = Gbuf(dut, cfg)
-    batch = cfg.batch
-    stall, delay = float(v["stall"]), float(v["host_delay"])
-    disturbed = stall > 0 or delay > 0
-    hostm = Host(tb, gbuf, trace, tensors, batch, delay)
+    hostm = Host(tb, gbuf, cfg.batch)
     errors = Watch(dut.error)
-    await tb.reset(4)
-    assert int(dut.done.value) == 0 and int(dut.running.value) == 0, "done/running high after reset"
+    records, failures = [], []
+    for v, trace_dir in zip(vs, traces, strict=True):
+        hostm.bind(Trace.load(trace_dir), v)
+        runs, msgs = await run_case(tb, top, cfg, v, gbuf, hostm, errors)
+        records.append({"case": str(v["case"]), "runs": runs})
+        failures += msgs
+        if msgs:
+            break
+    out_file = os.environ.get("ARAS_REPORT")
+    if out_file:
+        Path(out_file).write_text(json.dumps({"config": cfg.name, "cases": records}))
+    if failures:
+        raise AssertionError("; ".join(failures))
 
+
+async def run_case(tb: TB, top: Top, cfg, v: dict, gbuf: Gbuf, hostm: Host, errors: Watch) -> tuple[list, list]:
+    """All runs of one case (reset before each). Returns (run records, mismatch messages)."""
+    dut = tb.dut
     names = status_names(cfg, int(v["n_layers"]))
-    runs = len(v["inputs"])
+    stall = float(v["stall"])
+    disturbed = stall > 0 or hostm.delay > 0
     reset_at = int(v["reset_at"])
     records, failures = [], []
-    for r in range(runs):
+    for r in range(len(v["inputs"])):
         label = f"{v['case']} on {cfg.name}, run {r}"
-        if r:
-            await tb.reset(4)
+        await tb.reset(4)
+        assert int(dut.done.value) == 0 and int(dut.running.value) == 0, "done/running high after reset"
         t_load = time.perf_counter()
         await load(tb, cfg, v, r, top.dram._nl, program=(r == 0))
         t_load = time.perf_counter() - t_load
         exp = {k: v[k][r] for k in v if k.startswith("exp_")}
         cyc = int(exp["exp_cycles"])
-        if r == 0 and reset_at >= 0:
+        if reset_at >= 0:
             assert reset_at < cyc, f"reset_at {reset_at} is not inside the run ({cyc} cycles)"
             got, wall = await run(tb, reset_at, [errors])
             assert got is None, f"{label}: done rose in cycle {got}, before the reset in cycle {reset_at}"
@@ -440,7 +470,7 @@ async def program_run(dut):
             changed = int((initial != 0).any(axis=2).sum())
             tb.log.info("reset in cycle %d: %d rows written by the interrupted run", reset_at, changed)
             assert 0 < changed, f"{label}: the interrupted run wrote no rows before cycle {reset_at}"
-            case = make_case(str(v["case"]), cfg, int(v["seed"]), runs)
+            case = make_case(str(v["case"]), cfg, int(v["seed"]), 1)
             exp = expected(case, cfg, r, initial.astype(np.uint8))
             cyc = int(exp["exp_cycles"])
             label += f" (after a reset in cycle {reset_at})"
@@ -466,8 +496,4 @@ async def program_run(dut):
         hostm.served.clear()
         if msgs:
             break
-    out_file = os.environ.get("ARAS_REPORT")
-    if out_file:
-        Path(out_file).write_text(json.dumps({"case": str(v["case"]), "config": cfg.name, "runs": records}))
-    if failures:
-        raise AssertionError("; ".join(failures))
+    return records, failures
