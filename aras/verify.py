@@ -32,6 +32,20 @@ def _mark(ok: bool) -> str:
     return "yes" if ok else "**NO**"
 
 
+def _predictions(run: dict, meta: dict, k: int) -> str | None:
+    """Predicted classes (argmax of a single output) golden vs RTL, with the labels when the trace has them."""
+    outs, batch = run.get("outputs"), meta.get("batch", 1)
+    if not outs or meta.get("n_outputs") != 1 or not meta.get("classifier"):
+        return None
+    import numpy as np
+
+    g, r = (np.asarray(o).reshape(batch, -1).argmax(axis=1).tolist() for o in outs)
+    labels = meta.get("labels") or []
+    lab = labels[k * batch:(k + 1) * batch] if labels else None
+    return (f"Predicted class (golden / RTL): {', '.join(f'{a} / {b}' for a, b in zip(g, r, strict=True))}"
+            + (f"; label {', '.join(map(str, lab))}" if lab else "") + f" — {_mark(g == r)}")
+
+
 def render(rec: dict, meta: dict, out: Path) -> bool:
     """Write report.md/.html/.json from the testbench record ``rec``; True if everything matched."""
     runs = rec.get("runs", [])
@@ -60,6 +74,9 @@ def render(rec: dict, meta: dict, out: Path) -> bool:
         d.p(f"{fmt_int(r)} cycles simulated in {run['wall_s']:.1f} s = {r / max(run['wall_s'], 1e-9):,.0f} "
             f"simulated cycles/s (golden {fmt_int(g)}; loading {run['load_s']:.1f} s). HOST layers served: "
             f"{run['host_layers'] or 'none'}.")
+        pred = _predictions(run, meta, k)
+        if pred:
+            d.p(pred)
         rows = []
         for li, ly in enumerate(run["layers"]):
             cells, good = [str(li), ly["name"]], True
@@ -132,7 +149,11 @@ def run_verify(ref: str, cfg: Config, out: Path, *, mode: str = "aras", runs: in
     t0 = time.perf_counter()
     design(cfg, root, params)
     t_build = time.perf_counter() - t0
+    f0 = case.first_sample
+    labels = tr.labels[f0:f0 + runs * cfg.batch].tolist() if tr.labels is not None and f0 is not None else None
     meta = {"model": tr.name, "config": cfg.name, "mode": mode, "weights": tr.weights, "inputs": case.inputs_note,
+            "batch": cfg.batch, "n_outputs": len(tr.outputs), "labels": labels,
+            "classifier": tr.labels is not None or tr.layers[-1].op in ("linear", "softmax"),
             "simulator": sim, "build_s": t_build, "vectors_s": t_vec, "config_dict": cfg.to_dict(),
             "top_params": params, "notes": tr.notes}
     print(f"running {runs} run(s) of {case.name} through the RTL ...")

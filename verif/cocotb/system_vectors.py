@@ -61,6 +61,7 @@ class Case:
     inputs: np.ndarray  # int8, (runs, batch) + input shape
     inputs_note: str  # where the inputs come from (real / synthetic)
     seed: int = 0
+    first_sample: int | None = None  # index of the first trace sample used (None: random inputs)
 
 
 def checksum(data: bytes | np.ndarray) -> int:
@@ -143,9 +144,10 @@ def trace_case(trace: Trace, cfg: Config, mode: str = "aras", *, runs: int = 1, 
         what = "real" if trace.weights == "real" and "synthetic" not in (trace.notes or "").lower() else "trace"
         note = f"{what} samples {first}..{first + n - 1} of the trace"
     else:
+        first = None
         x = np.random.default_rng(seed + 1000).integers(-128, 128, shape).astype(np.int8)
         note = f"random int8 (seed {seed + 1000})"
-    return Case(name or f"{trace.name}@{mode}", trace, prog, np.ascontiguousarray(x, np.int8), note, seed)
+    return Case(name or f"{trace.name}@{mode}", trace, prog, np.ascontiguousarray(x, np.int8), note, seed, first)
 
 
 def make_case(name: str, cfg: Config, seed: int = 0, runs: int = 1) -> Case:

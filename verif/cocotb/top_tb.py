@@ -403,8 +403,9 @@ def run_record(v, names, exp, got, status, probe, wall, outs) -> dict:
     totals = {n: [int(exp["exp_status"][i]), int(status[i])] for i, n in enumerate(names)
               if not n.startswith("layer_")}
     out_crc = [checksum(exp["exp_out"]), checksum(outs)]
+    small = len(outs) <= 4096  # small outputs (logits) go into the report as values
     return {"cycles": [int(exp["exp_cycles"]), got], "wall_s": wall, "layers": layers, "totals": totals,
-            "outputs_crc": out_crc}
+            "outputs_crc": out_crc, "outputs": [exp["exp_out"].tolist(), outs.tolist()] if small else None}
 
 
 def _env_list(var: str) -> list[str]:
