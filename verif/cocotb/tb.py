@@ -39,7 +39,7 @@ from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge
 from aras.config import Config, from_dict
 
 __all__ = ["pack", "unpack", "bits_int", "port_shapes", "Io", "TB", "Beat", "StreamDriver", "StreamMonitor",
-           "first_mismatch", "assert_equal", "load_config", "load_vectors", "seed_from_env"]
+           "first_mismatch", "assert_equal", "load_config", "load_vectors", "load_vectors_file", "seed_from_env"]
 
 
 # ---------------------------------------------------------------- values through the RTL's shapes
@@ -326,10 +326,15 @@ def load_config(var: str = "ARAS_CFG") -> Config:
     return from_dict(json.loads(p.read_text()), source=str(p))
 
 
+def load_vectors_file(path) -> dict[str, np.ndarray]:
+    """All arrays of the ``.npz`` file ``path``."""
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
 def load_vectors(var: str = "ARAS_VECTORS") -> dict[str, np.ndarray]:
     """All arrays of the ``.npz`` file named by ``$var``."""
-    with np.load(_env_path(var)) as z:
-        return {k: z[k] for k in z.files}
+    return load_vectors_file(_env_path(var))
 
 
 def seed_from_env(var: str = "ARAS_TB_SEED", default: int = 0) -> int:

@@ -42,14 +42,17 @@ from aras.trace import Trace
 from hw.top import Top, status_names
 from sim_models import host
 from verif.cocotb.system_vectors import EXEC_COUNTERS, checksum, expected, make_case
-from verif.cocotb.tb import TB, StreamDriver, StreamMonitor, first_mismatch, load_config, seed_from_env
+from verif.cocotb.tb import (
+    TB,
+    StreamDriver,
+    StreamMonitor,
+    first_mismatch,
+    load_config,
+    load_vectors_file,
+    seed_from_env,
+)
 
 PERIOD = 10  # ns
-
-
-def load_vectors_file(path: str) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
 TIME_COUNTERS = ("cycles", "gbuf_active_bank_cycles")  # count time: only grow in a disturbed run
 
 
@@ -195,14 +198,6 @@ class LayerProbe:
         return [b - a for a, b in zip(self.at[(li, "s")], self.at[(li, "e")], strict=True)]
 
 
-async def settle_read(handle) -> int:
-    """The value of a combinational output after the inputs just written; returns in a writable phase."""
-    await ReadOnly()
-    v = int(handle.value)
-    await Timer(1, "ns")
-    return v
-
-
 async def load(tb: TB, cfg, v, run: int, nl: int, *, program: bool) -> None:
     """Program rows, DRAM image (only if ``program``; ``nl`` bytes per beat) and the input activations of
     run ``run`` through the streams."""
@@ -297,14 +292,7 @@ async def read_outputs(tb: TB, cfg, v) -> np.ndarray:
 
 
 async def read_status(tb: TB, n: int) -> np.ndarray:
-    dut = tb.dut
-    dut.status_en.value = 1
-    vals = []
-    for a in range(n):
-        dut.status_addr.value = a
-        vals.append(await settle_read(dut.status_data))
-    dut.status_en.value = 0
-    return np.array(vals, np.uint64)
+    return np.array(await read_status_at(tb, list(range(n))), np.uint64)
 
 
 async def peek_levels(tb: TB, cfg) -> np.ndarray:
