@@ -1,4 +1,4 @@
-"""Program image format v1 (docs/architecture.md §9): the shared ``amaranth.lib.data`` layouts of every
+"""Program image format v2 (docs/architecture.md §9): the shared ``amaranth.lib.data`` layouts of every
 table entry and instruction word, the encoder from a scheduled :class:`sim_models.program.Program` to
 the binary image (plus the DRAM image of the tiles), and a decoder for tests.
 
@@ -16,7 +16,7 @@ layers          128          :data:`LAYER` (one per trace layer, index = trace l
 tensors         16           :data:`TENSOR`
 qparams         16           :data:`QPARAM` (per output channel of crossbar layers; per channel of
                              standalone leaky/prelu layers)
-tiles           12           :data:`TILE` (COMPUTE tile entries)
+tiles           16           :data:`TILE` (COMPUTE tile tables: one entry per crossbar, dense)
 blocks          8            :data:`BLOCK` (COMPUTE block entries)
 bank_events     32           :data:`BANK_EVENT`
 initial         8            :data:`INITIAL` (none, or one per crossbar: the tile it holds at cycle 0)
@@ -38,6 +38,15 @@ Choices fixed here (issue: rtl-controller; see the module docstring of ``hw/cont
 - the tensor entry is 16 bytes (``base`` u32, ``item_bytes`` u32, ``dtype`` u8, ``alias_of`` u16, pad);
   an int32 psum buffer's ``item_bytes`` is its whole size (``B·P·ncols·4``); block entries name
   ``psum_tensor`` 0xFFF when they have none;
+- a COMPUTE's tile table is **dense**: ``tiles_n`` = ``n_xbars`` entries, entry x for crossbar x
+  (``valid`` = 1 when x runs in the round). Besides the tile's tag, copy and ``need_gen`` the entry
+  carries what the RTL would otherwise have to search for across crossbars (format v2): its block's
+  ``pmode`` and ``psum_tensor``, ``lead`` (the lowest crossbar of its (gchunk, cchunk, copy): the
+  block's accumulator), ``leader`` (x is that crossbar), ``sleader`` (x is the lowest crossbar of its
+  (gchunk, rchunk, copy): it counts that input stream, §7.4) and, for a tile of an output block,
+  ``out_first`` (first output block of the round in block-table order) or ``prev_ch`` (the last
+  channel of the previous output block: §7.4's output stream compares against its word). The block
+  table stays the round's compact description (tools, tests); the RTL reads only the tile table;
 - standalone ``leaky`` layers use ``vop`` 5 (leaky_relu, scalar ``Mi/ei`` and ``Ma/ea``) when every
   channel has the same alpha multiplier, else 6 (prelu: ``M_neg/shift_neg`` of its qparam records).
 """
@@ -62,7 +71,7 @@ __all__ = [
 
 WORD_BYTES = 32  # program memory row = one instruction word
 MAGIC = b"ARASPRG\0"
-VERSION = 1
+VERSION = 2
 NO_TENSOR = 0xFFFF
 NO_PSUM = 0xFFF
 
@@ -122,9 +131,12 @@ INSTR = data.UnionLayout({
     "write": WRITE, "compute": COMPUTE, "vector": VECTOR, "raw": unsigned(256),
 })
 
-TILE = data.StructLayout({
+TILE = data.StructLayout({  # entry x of a COMPUTE's dense tile table (see the module docstring)
     "xbar": unsigned(12), "need_gen": unsigned(20), "t_group": unsigned(16), "t_row": unsigned(12),
-    "t_col": unsigned(12), "replica": unsigned(8), "reserved": unsigned(16),
+    "t_col": unsigned(12), "replica": unsigned(8),
+    "valid": unsigned(1), "leader": unsigned(1), "sleader": unsigned(1), "pmode": unsigned(2),
+    "lead": unsigned(12), "psum_tensor": unsigned(12), "out_first": unsigned(1), "prev_ch": unsigned(16),
+    "reserved": unsigned(2),
 })
 
 BLOCK = data.StructLayout({
@@ -168,7 +180,7 @@ LAYER = data.StructLayout({
 # Section order and entry sizes (bytes). Every section starts at a multiple of WORD_BYTES.
 SECTIONS = ("header", "banks_init", "layers", "tensors", "qparams", "tiles", "blocks", "bank_events", "initial",
             "writes", "execs")
-ENTRY_BYTES = {"header": 64, "banks_init": 16, "layers": 128, "tensors": 16, "qparams": 16, "tiles": 12,
+ENTRY_BYTES = {"header": 64, "banks_init": 16, "layers": 128, "tensors": 16, "qparams": 16, "tiles": 16,
                "blocks": 8, "bank_events": 32, "initial": 8, "writes": 32, "execs": 32}
 _LAYOUTS = {"header": HEADER, "layers": LAYER, "tensors": TENSOR, "qparams": QPARAM, "tiles": TILE, "blocks": BLOCK,
             "bank_events": BANK_EVENT, "initial": INITIAL, "writes": INSTR, "execs": INSTR}
@@ -337,6 +349,46 @@ def _check(v: int, bits: int, what: str, is_signed: bool = False) -> int:
     return int(v)
 
 
+def _tile_table(ins, prog, cfg, tid) -> list[dict]:
+    """The dense tile table of one COMPUTE (format v2, see the module docstring): entry x = crossbar x."""
+    from sim_models.program import PMODE_COMPLETE, PMODE_LAST
+    from sim_models.tiling import block_channels
+
+    where = f"program image: COMPUTE of layer {ins.layer} round {ins.round}"
+    lt = prog.tilings[ins.layer]
+    blocks = {(b.g, b.c): b for b in ins.blocks}
+    prev_ch, last = {}, None  # block -> last channel of the previous output block (None: first)
+    for b in ins.blocks:
+        if b.pmode in (PMODE_COMPLETE, PMODE_LAST):
+            prev_ch[(b.g, b.c)] = last
+            last = block_channels(lt, b.g, b.c)[-1]
+    lead, slead = {}, {}
+    for te in ins.tiles:
+        _, g, r, c = te.tag
+        lead[(g, c, te.replica)] = min(lead.get((g, c, te.replica), te.xbar), te.xbar)
+        slead[(g, r, te.replica)] = min(slead.get((g, r, te.replica), te.xbar), te.xbar)
+    out = [{"xbar": x, "need_gen": 0, "t_group": 0, "t_row": 0, "t_col": 0, "replica": 0, "valid": 0,
+            "leader": 0, "sleader": 0, "pmode": 0, "lead": 0, "psum_tensor": NO_PSUM, "out_first": 0,
+            "prev_ch": 0, "reserved": 0} for x in range(cfg.n_xbars)]
+    for te in ins.tiles:
+        _, g, r, c = te.tag
+        if not 0 <= te.xbar < cfg.n_xbars or out[te.xbar]["valid"]:
+            raise ArasError(f"{where}: crossbar {te.xbar} is out of range or holds two tile entries")
+        b = blocks.get((g, c))
+        if b is None:
+            raise ArasError(f"{where}: tile (g={g}, c={c}) has no block entry")
+        x0 = lead[(g, c, te.replica)]
+        pc = prev_ch.get((g, c))
+        out[te.xbar].update({
+            "need_gen": _check(te.need_gen, 20, "need_gen"), "t_group": g, "t_row": r, "t_col": c,
+            "replica": _check(te.replica, 8, "replica"), "valid": 1, "leader": int(x0 == te.xbar),
+            "sleader": int(slead[(g, r, te.replica)] == te.xbar), "pmode": b.pmode, "lead": x0,
+            "psum_tensor": tid(b.psum) if b.psum else NO_PSUM,
+            "out_first": int((g, c) in prev_ch and pc is None),
+            "prev_ch": _check(pc or 0, 16, "prev_ch (output channel)")})
+    return out
+
+
 def encode(prog, trace, cfg) -> Image:
     """Encode an assembled program (``sim_models.scheduler.schedule``) of ``trace`` on ``cfg``.
 
@@ -397,16 +449,12 @@ def encode(prog, trace, cfg) -> Image:
             evt = _check(len(bank_events), 16, "bank event index")
         if isinstance(ins, Compute):
             tp, bp = len(tiles), len(blocks)
-            for te in ins.tiles:
-                _, g, r, c = te.tag
-                tiles.append({"xbar": te.xbar, "need_gen": _check(te.need_gen, 20, "need_gen"),
-                              "t_group": g, "t_row": r, "t_col": c, "replica": _check(te.replica, 8, "replica"),
-                              "reserved": 0})
+            tiles.extend(_tile_table(ins, prog, cfg, tid))
             for b in ins.blocks:
                 blocks.append({"t_group": b.g, "t_col": b.c, "pmode": b.pmode,
                                "psum_tensor": tid(b.psum) if b.psum else NO_PSUM, "reserved": 0})
             execs.append({"op": Opcode.COMPUTE.value, "layer": ins.layer, "round": _check(ins.round, 12, "round"),
-                          "tiles_ptr": _check(tp, 24, "tiles_ptr"), "tiles_n": _check(len(ins.tiles), 12, "tiles_n"),
+                          "tiles_ptr": _check(tp, 24, "tiles_ptr"), "tiles_n": _check(cfg.n_xbars, 12, "tiles_n"),
                           "blocks_ptr": _check(bp, 24, "blocks_ptr"),
                           "blocks_n": _check(len(ins.blocks), 12, "blocks_n"), "bank_evt": evt,
                           "replicas": _check(ins.replicas, 8, "replicas"), "reserved": 0})

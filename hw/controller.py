@@ -6,9 +6,10 @@ Two components: :class:`Controller` (sequencing) and :class:`ComputeEngine` (the
 COMPUTE part: item generation with the im2col input fetch, cross-tile accumulation through
 ``datapath.Post`` and the output / partial-sum write-back, §5, §6.3, §7.4, §10.3).
 
-Scale: the decoders are written for simulation on small configurations (``tiny``): tile-entry →
-crossbar mapping and the RAW check are O(crossbars²) and the engine has one Gbuffer port per crossbar
-row, so the ``paper`` preset does not elaborate in reasonable time.
+Scale: the dense tile table (format v2) makes the decoders O(crossbars); the remaining O(crossbars²)
+logic is the block accumulation's member masks (one wide adder per member). The engine still has
+one combinational Gbuffer port per crossbar row (§13.2's no-port-limit rule, literally), which is
+what keeps the ``paper`` top from elaborating in reasonable time (docs/architecture.md §3.14).
 
 Run protocol (this defines §10.1's cycle 0 for the RTL)
 --------------------------------------------------------
@@ -97,9 +98,8 @@ def exec_info_layout(cfg: Config) -> data.StructLayout:
         "in0": isa.TENSOR,
         "in1": isa.TENSOR,
         "out": isa.TENSOR,
-        "tiles": data.ArrayLayout(isa.TILE, X),
-        "blocks": data.ArrayLayout(isa.BLOCK, X),
-        "psums": data.ArrayLayout(isa.TENSOR, X),  # psum tensor entry of block k
+        "tiles": data.ArrayLayout(isa.TILE, X),  # dense: entry x = crossbar x (format v2)
+        "psums": data.ArrayLayout(isa.TENSOR, X),  # psum tensor entry of crossbar x's block
         "batch": unsigned(16),
     })
 
@@ -115,8 +115,8 @@ def section_rows(hdr) -> dict:
     out["tensors"] = out["layers"] + _rows(hdr.n_layers, 128)
     out["qparams"] = out["tensors"] + _rows(hdr.n_tensors, 16)
     out["tiles"] = out["qparams"] + _rows(hdr.n_qparams, 16)
-    out["blocks"] = out["tiles"] + _rows(hdr.n_tiles, 12)
-    out["bank_events"] = out["blocks"] + _rows(hdr.n_blocks, 8)
+    out["blocks"] = out["tiles"] + _rows(hdr.n_tiles, isa.ENTRY_BYTES["tiles"])
+    out["bank_events"] = out["blocks"] + _rows(hdr.n_blocks, isa.ENTRY_BYTES["blocks"])
     out["initial"] = out["bank_events"] + hdr.n_bank_events
     out["writes"] = out["initial"] + _rows(hdr.n_initial, 8)
     out["execs"] = out["writes"] + hdr.n_writes
@@ -491,10 +491,10 @@ class Controller(wiring.Component):
             em.d.comb += cat.eq(Cat(*rows) >> (off[:5] << 3))
             return cat[:n * layout.size]
 
-        em.d.comb += info.tiles.as_value().eq(entries("tiles", cmp.tiles_ptr, 12, X, isa.TILE, "tiles"))
-        em.d.comb += info.blocks.as_value().eq(entries("blocks", cmp.blocks_ptr, 8, X, isa.BLOCK, "blocks"))
-        for k in range(X):
-            em.d.comb += info.psums[k].eq(tensor(info.blocks[k].psum_tensor, f"psum{k}", em))
+        em.d.comb += info.tiles.as_value().eq(entries("tiles", cmp.tiles_ptr, isa.ENTRY_BYTES["tiles"], X, isa.TILE,
+                                                      "tiles"))
+        for x in range(X):
+            em.d.comb += info.psums[x].eq(tensor(info.tiles[x].psum_tensor, f"psum{x}", em))
 
         evt_idx = Mux(op == isa.Opcode.COMPUTE, cmp.bank_evt, instr.vector.bank_evt)
         evt = isa.BANK_EVENT(read(base["bank_events"] + evt_idx - 1, "evt_row", em))
@@ -505,7 +505,7 @@ class Controller(wiring.Component):
 
         raw_ok = Signal()
         sub("raw").d.comb += raw_ok.eq(tree_reduce(lambda a, b: a & b, [
-            (k >= cmp.tiles_n) | (done_gen[info.tiles[k].xbar] >= info.tiles[k].need_gen) for k in range(X)]))
+            ~info.tiles[x].valid | (done_gen[x] >= info.tiles[x].need_gen) for x in range(X)]))
         valid_ptr = eptr < hdr.n_execs
         is_c, is_v, is_h = op == isa.Opcode.COMPUTE, op == isa.Opcode.VECTOR, op == isa.Opcode.HOST
         is_end = op == isa.Opcode.END
@@ -624,9 +624,15 @@ class ComputeEngine(wiring.Component):
       larger values delay ``done``.
     - ``done`` is high in ``E_fin − 1``.
 
-    Gbuffer access counting (§7.4): input streams (distinct (gchunk, rchunk, copy)) and restores add
-    their word counts to ``extra_reads``; output and spill write ports carry ``count`` for the first
-    byte of each distinct word of a position (outputs: per copy; spills: per block).
+    The round's structure comes from the dense tile table (format v2, §9.4): entry x names crossbar x's
+    tile, copy, block leader (``lead``), pmode and psum tensor, so no logic searches across crossbars.
+    A leader's block sum adds the members' partial sums of all lanes at once (one wide adder per
+    member, lanes in carry-proof fields).
+
+    Gbuffer access counting (§7.4): input streams (one per ``sleader``) and restores add their word
+    counts to ``extra_reads``; output and spill write ports carry ``count`` when their word differs
+    from the stream's previous one: the previous lane, or for an output block's lane 0 the word of
+    ``prev_ch`` (the previous output block's last channel; none for ``out_first``).
     Counters: ``post_ops`` (Post), ``psum_spill_words``. ``tag_error`` latches if a crossbar's
     metadata does not carry its tile entry's tag at ``E_start`` (§9.6: the tag is a check).
     """
@@ -700,40 +706,21 @@ class ComputeEngine(wiring.Component):
         st.d.comb += [per.eq((P + Mux(ins.replicas == 0, 1, ins.replicas) - 1) // Mux(ins.replicas == 0, 1,
                                                                                       ins.replicas)),
                       is_lin.eq(desc.kind == isa.Kind.LINEAR)]
-        in_round = [Signal(name=f"in_round{x}") for x in range(X)]
-        xg = [Signal(16, name=f"g{x}") for x in range(X)]
-        xr = [Signal(12, name=f"r{x}") for x in range(X)]
-        xc = [Signal(12, name=f"c{x}") for x in range(X)]
-        xq = [Signal(8, name=f"q{x}") for x in range(X)]
-        for k in range(X):
-            te = info.tiles[k]
-            for x in range(X):
-                with st.If((k < ins.tiles_n) & (te.xbar == x)):
-                    st.d.comb += [in_round[x].eq(1), xg[x].eq(te.t_group), xr[x].eq(te.t_row), xc[x].eq(te.t_col),
-                                  xq[x].eq(te.replica)]
-        pmode = [Signal(2, name=f"pmode{x}") for x in range(X)]
-        pbase = [Signal(32, name=f"psum_base{x}") for x in range(X)]
-        for k in range(X):
-            be = info.blocks[k]
-            for x in range(X):
-                with st.If((k < ins.blocks_n) & (be.t_group == xg[x]) & (be.t_col == xc[x])):
-                    st.d.comb += [pmode[x].eq(be.pmode), pbase[x].eq(info.psums[k].base)]
-
-        def same_expr(x, y, fields):
-            return in_round[y] & tree_reduce(lambda a, b: a & b, [f[x] == f[y] for f in fields])
-
-        same_blk = [[Signal(name=f"same{x}_{y}") for y in range(X)] for x in range(X)]
-        leader = [Signal(name=f"leader{x}") for x in range(X)]
-        sleader = [Signal(name=f"sleader{x}") for x in range(X)]  # lowest crossbar of its (gchunk, rchunk, copy)
+        # per crossbar: the dense tile table (format v2) says everything; no search across crossbars
+        tiles = info.tiles
+        in_round = [tiles[x].valid for x in range(X)]
+        xg = [tiles[x].t_group for x in range(X)]
+        xr = [tiles[x].t_row for x in range(X)]
+        xc = [tiles[x].t_col for x in range(X)]
+        xq = [tiles[x].replica for x in range(X)]
+        pmode = [tiles[x].pmode for x in range(X)]
+        pbase = [info.psums[x].base for x in range(X)]
+        leader = [Signal(name=f"leader{x}") for x in range(X)]  # accumulates its block, runs its Post
+        sleader = [Signal(name=f"sleader{x}") for x in range(X)]  # counts its (gchunk, rchunk, copy) stream
+        members = [Signal(X, name=f"members{x}") for x in range(X)]  # crossbars accumulating into x
         for x in range(X):
-            for y in range(X):
-                st.d.comb += same_blk[x][y].eq(same_expr(x, y, (xg, xc, xq)))
-            st.d.comb += [
-                leader[x].eq(in_round[x] & ~tree_reduce(lambda a, b: a | b, [same_blk[x][y] for y in range(x)],
-                                                        empty=0)),
-                sleader[x].eq(in_round[x] & ~tree_reduce(lambda a, b: a | b,
-                                                         [same_expr(x, y, (xg, xr, xq)) for y in range(x)], empty=0)),
-            ]
+            st.d.comb += [leader[x].eq(in_round[x] & tiles[x].leader), sleader[x].eq(in_round[x] & tiles[x].sleader),
+                          members[x].eq(Cat(in_round[y] & (tiles[y].lead == x) for y in range(X)))]
         rows = [meta[x].rows for x in range(X)]
         ncols = [meta[x].wcols for x in range(X)]
         cphys = [Signal(range(cfg.xbar_cols + 1), name=f"cphys{x}") for x in range(X)]
@@ -750,12 +737,10 @@ class ComputeEngine(wiring.Component):
             ]
         # tag check (§9.6)
         bad = []
-        for k in range(X):
-            te = info.tiles[k]
-            mt = Array(meta[x] for x in range(X))[te.xbar]
-            bad.append((k < ins.tiles_n) & ~(mt.valid & (mt.layer == info.instr.head.layer) &
-                                             (mt.t_group == te.t_group) & (mt.t_row == te.t_row) &
-                                             (mt.t_col == te.t_col)))
+        for x in range(X):
+            te, mt = tiles[x], meta[x]
+            bad.append(in_round[x] & ~(mt.valid & (mt.layer == info.instr.head.layer) & (mt.t_group == te.t_group) &
+                                       (mt.t_row == te.t_row) & (mt.t_col == te.t_col)))
         tag_bad = Signal()
         st.d.comb += tag_bad.eq(tree_reduce(lambda a, b: a | b, bad))
         with m.If(self.start & tag_bad):
@@ -877,7 +862,17 @@ class ComputeEngine(wiring.Component):
         restore_reads = [Signal(range(cw + 1), name=f"rreads{x}") for x in range(X)]
         spill_words = [Signal(range(2 * cw + 1), name=f"swords{x}") for x in range(X)]
         post_ops = []
-        outs = []  # per lane: (valid, word, copy, is_spill, first lane of its spill word, port)
+        # Block accumulation, all lanes in one adder per term: lane j of crossbar y sits in a field of
+        # F = 32 + bits(X) bits, wide enough for the sum of X int32 (as unsigned) without a carry into the
+        # next field; the low 32 bits of a field are the lane's int32 sum modulo 2^32.
+        F = 32 + X.bit_length()
+        acc_m = sub("accumulate")
+        packed = []
+        for y in range(X):
+            u = Signal(F * cw, name=f"packed{y}")
+            acc_m.d.comb += u.eq(Cat(*[Cat(self.psum[y].payload.v[j].as_unsigned(), Const(0, F - 32))
+                                       for j in range(cw)]))
+            packed.append(u)
         for x in range(X):
             pin = sub(f"postin{x}")
             post = Post(cfg=cfg)
@@ -894,8 +889,10 @@ class ComputeEngine(wiring.Component):
             part = post.part.payload
             rcnt = []
             prev_w = None
+            block_sum = Signal(F * cw + X.bit_length(), name=f"block_sum{x}")
+            acc_m.d.comb += block_sum.eq(tree_sum([Mux(members[x][y], packed[y], 0) for y in range(X)]))
             for j in range(cw):
-                tot = tree_sum([Mux(same_blk[x][y], self.psum[y].payload.v[j], 0) for y in range(X)])
+                tot = block_sum[j * F:j * F + 32]
                 ra = prow + 4 * j
                 g = self.grd[port]
                 port += 1
@@ -928,7 +925,13 @@ class ComputeEngine(wiring.Component):
             srow = Signal(32, name=f"srow{x}")
             wbk.d.comb += [po.eq(xq[x] * per + pidx_o), obase.eq(info.out.base + bb_o * info.out.item_bytes),
                            srow.eq(pbase[x] + (bb_o * P + po) * ncols[x] * 4)]
+            # §7.4 output stream: its last word is the previous lane's, or for lane 0 the word of the last
+            # channel of the previous output block in the round (``prev_ch``; none for ``out_first``)
             prev_sw = None
+            prev_ow = Signal(32, name=f"prev_oword{x}")
+            pch = tiles[x].prev_ch
+            wbk.d.comb += prev_ow.eq((obase + Mux(is_lin, po * desc.wo + pch, pch * P + po)) // WB)
+            prev_ow_first = tiles[x].out_first
             for j in range(cw):
                 wp = self.gwr[x * cw + j]
                 oa = Signal(32, name=f"oaddr{x}_{j}")
@@ -946,16 +949,11 @@ class ComputeEngine(wiring.Component):
                                    op_.q[j].as_unsigned() << (lane * 8))),
                     wp.be.eq(Mux(is_sp, Const(0xF, WB) << (slane * 4), Const(1, WB) << lane)),
                 ]
-                sw = sa // WB
+                sw, ow = sa // WB, oa // WB
                 s_first = Const(1, 1) if prev_sw is None else (sw != prev_sw)
-                prev_sw = sw
-                outs.append((en, oa // WB, xq[x], is_sp, s_first, wp))
-        # count bits: spills per block (first lane of each word), outputs per copy (distinct words)
-        cnt_m = sub("writecount")
-        for i, (_en, w, q, is_sp, s_first, wp) in enumerate(outs):
-            dup = tree_reduce(lambda a, b: a | b, [e2 & ~sp2 & (q2 == q) & (w2 == w)
-                                                   for e2, w2, q2, sp2, _, _ in outs[:i]], empty=0)
-            cnt_m.d.comb += wp.count.eq(Mux(is_sp, s_first, ~dup))
+                o_first = (prev_ow_first | (ow != prev_ow)) if j == 0 else (ow != prev_ow)
+                wbk.d.comb += wp.count.eq(Mux(is_sp, s_first, o_first))
+                prev_sw, prev_ow, prev_ow_first = sw, ow, None
 
         m.d.comb += self.extra_reads.eq(input_reads + tree_sum(restore_reads))
         m.d.sync += self.psum_spill_words.eq(self.psum_spill_words + tree_sum(spill_words))

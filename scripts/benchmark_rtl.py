@@ -1,7 +1,9 @@
 """RTL benchmark (not a test): Verilog generation time and simulated cycles per second of the ``tiny``
-top level in Amaranth's simulator, on a whole program checked against the golden models.
+top level in Amaranth's simulator, on a whole program checked against the golden models; with
+``--scale``, how elaboration grows from ``tiny`` towards ``paper`` (crossbars, rows), and which units
+grow.
 
-    python scripts/benchmark_rtl.py [--model lenet5|conv] [--no-verilog]
+    python scripts/benchmark_rtl.py [--model lenet5|conv] [--no-verilog] [--scale]
 """
 
 from __future__ import annotations
@@ -32,11 +34,47 @@ def conv_trace() -> Trace:
                               zx=-5, zo=3, mult=mult, shift=shift, pads=(1, 1, 1, 1))
 
 
+SCALE_STEPS = (  # overrides of tiny: (n_pe, apus_per_pe, xbars_per_apu, xbar_rows = xbar_cols)
+    (2, 2, 2, 16), (2, 2, 4, 16), (2, 4, 4, 16), (4, 4, 4, 16), (2, 2, 2, 32), (2, 2, 2, 64))
+
+
+def scale() -> None:
+    """Elaboration (Amaranth → RTLIL) time and size of the black-boxed top along :data:`SCALE_STEPS`."""
+    import collections
+    import re
+
+    from amaranth.back import rtlil
+
+    from aras.config import from_dict
+
+    print("n_xbars  rows   RTLIL s   RTLIL MB   largest units (MB)")
+    for pe, ap, xa, r in SCALE_STEPS:
+        d = preset("tiny").to_dict()
+        d.update(name=f"tiny-x{pe * ap * xa}-r{r}", n_pe=pe, apus_per_pe=ap, xbars_per_apu=xa, xbar_rows=r,
+                 xbar_cols=r, adc_bits=max(d["adc_bits"], (r * ((1 << d["cell_bits"]) - 1)).bit_length()))
+        cfg = from_dict(d)
+        t = time.perf_counter()
+        il = rtlil.convert(Top(cfg=cfg, blackbox_macros=True), name="aras_top", emit_src=False)
+        dt = time.perf_counter() - t
+        size: collections.Counter = collections.Counter()
+        unit = ""
+        for ln in il.splitlines():
+            if ln.startswith("module "):
+                unit = re.sub(r"\d+", "#", ln.split()[1].split(".", 1)[-1])
+            size[unit] += len(ln) + 1
+        top = ", ".join(f"{u} {b / 1e6:.1f}" for u, b in size.most_common(4))
+        print(f"{cfg.n_xbars:7d} {r:5d} {dt:9.1f} {len(il) / 1e6:10.1f}   {top}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=("lenet5", "conv"), default="conv")
     ap.add_argument("--no-verilog", action="store_true")
+    ap.add_argument("--scale", action="store_true", help="elaboration growth from tiny towards paper, then stop")
     args = ap.parse_args()
+    if args.scale:
+        scale()
+        return
     cfg = preset("tiny")
     if not args.no_verilog:
         with tempfile.TemporaryDirectory() as d:

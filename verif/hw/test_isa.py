@@ -24,7 +24,7 @@ TINY = preset("tiny")
 
 def test_layout_sizes():
     assert (isa.HEADER.size, isa.LAYER.size, isa.TENSOR.size, isa.QPARAM.size) == (512, 1024, 128, 128)
-    assert (isa.TILE.size, isa.BLOCK.size, isa.BANK_EVENT.size, isa.INITIAL.size) == (96, 64, 256, 64)
+    assert (isa.TILE.size, isa.BLOCK.size, isa.BANK_EVENT.size, isa.INITIAL.size) == (128, 64, 256, 64)
     for member in ("write", "compute", "vector"):
         assert isa.INSTR[member].shape.size == 256
     assert isa.INSTR.size == 256
@@ -56,11 +56,11 @@ def test_spec_example_known_fields():
     tr, prog = _spec()
     im = isa.encode(prog, tr, TINY)
     t = im.tables
-    assert len(im.program) == 1088
-    assert im.program[:8] == b"ARASPRG\0" and int.from_bytes(im.program[8:10], "little") == 1
+    assert len(im.program) == 1280
+    assert im.program[:8] == b"ARASPRG\0" and int.from_bytes(im.program[8:10], "little") == 2
     h = t.header
     assert (h["n_layers"], h["n_tensors"], h["n_writes"], h["n_execs"], h["n_tiles"], h["n_blocks"],
-            h["n_bank_events"], h["n_qparams"], h["flags"], h["n_initial"]) == (3, 4, 4, 3, 4, 3, 2, 10, 1, 0)
+            h["n_bank_events"], h["n_qparams"], h["flags"], h["n_initial"]) == (3, 4, 4, 3, 16, 3, 2, 10, 1, 0)
     assert t.banks_init == 0b1  # t0 in bank 0
     # W0: L0 x0 tag(g0,r0,c0) rows 16 wcols 4 offset flags 0 diff dram 0 (§9.7)
     w0 = t.writes[0]
@@ -72,10 +72,15 @@ def test_spec_example_known_fields():
         (0, 0, 0, 16, 4, 0x000), (4, 1, 0, 2, 4, 0x040), (2, 0, 0, 16, 4, 0x048), (6, 0, 1, 16, 2, 0x088)]
     e0, e1, e2 = t.execs
     assert (e0["op"], e0["tiles_ptr"], e0["tiles_n"], e0["blocks_n"], e0["bank_evt"], e0["replicas"]) == (
-        2, 0, 2, 1, 1, 1)
-    assert (e1["layer"], e1["tiles_ptr"], e1["blocks_ptr"], e1["blocks_n"]) == (2, 2, 1, 2)
+        2, 0, 8, 1, 1, 1)
+    assert (e1["layer"], e1["tiles_ptr"], e1["blocks_ptr"], e1["blocks_n"]) == (2, 8, 1, 2)
     assert e2["op"] == isa.Opcode.END.value
-    assert [(x["xbar"], x["need_gen"], x["t_row"]) for x in t.tiles] == [(0, 1, 0), (4, 1, 1), (2, 1, 0), (6, 1, 0)]
+    # dense tile tables (v2): entry x = crossbar x; L0's two row chunks accumulate into x0 (its leader)
+    assert [x["xbar"] for x in t.tiles] == list(range(8)) * 2
+    used = [(x["xbar"], x["need_gen"], x["t_row"], x["t_col"], x["leader"], x["sleader"], x["lead"], x["out_first"],
+             x["prev_ch"]) for x in t.tiles if x["valid"]]
+    assert used == [(0, 1, 0, 0, 1, 1, 0, 1, 0), (4, 1, 1, 0, 0, 1, 0, 1, 0),
+                    (2, 1, 0, 0, 1, 1, 2, 1, 0), (6, 1, 0, 1, 1, 0, 6, 0, 3)]
     # first fit (sim_models.gbuffer.allocate): t3 reuses bank 0, freed when E0 finishes
     assert t.bank_events == [{"on_mask": 0b10, "off_mask": 0b1}, {"on_mask": 0b1, "off_mask": 0b10}]
     assert [b["pmode"] for b in t.blocks] == [0, 0, 0] and t.blocks[2]["t_col"] == 1
@@ -140,8 +145,16 @@ def test_round_trip_and_semantics(case):
         assert evt["off_mask"] == sum(1 << b for b in ins.bank_off)
         if isinstance(ins, Compute):
             ents = t.tiles[d["tiles_ptr"]:d["tiles_ptr"] + d["tiles_n"]]
-            assert [(e["xbar"], e["need_gen"], e["t_group"], e["t_row"], e["t_col"], e["replica"]) for e in ents] == [
-                (te.xbar, te.need_gen, te.tag[1], te.tag[2], te.tag[3], te.replica) for te in ins.tiles]
+            assert d["tiles_n"] == TINY.n_xbars and [e["xbar"] for e in ents] == list(range(TINY.n_xbars))
+            assert sorted(x for x, e in enumerate(ents) if e["valid"]) == sorted(te.xbar for te in ins.tiles)
+            pm = {(b.g, b.c): b.pmode for b in ins.blocks}
+            for te in ins.tiles:
+                e = ents[te.xbar]
+                assert (e["need_gen"], e["t_group"], e["t_row"], e["t_col"], e["replica"], e["pmode"]) == (
+                    te.need_gen, te.tag[1], te.tag[2], te.tag[3], te.replica, pm[te.tag[1], te.tag[3]])
+                mates = [u.xbar for u in ins.tiles if (u.tag[1], u.tag[3], u.replica) == (te.tag[1], te.tag[3],
+                                                                                        te.replica)]
+                assert e["lead"] == min(mates) and e["leader"] == (te.xbar == min(mates))
             bl = t.blocks[d["blocks_ptr"]:d["blocks_ptr"] + d["blocks_n"]]
             assert [(b["t_group"], b["t_col"], b["pmode"]) for b in bl] == [(b.g, b.c, b.pmode) for b in ins.blocks]
             for b, e in zip(ins.blocks, bl, strict=True):
@@ -179,7 +192,7 @@ def test_errors():
     bad[8] = 7
     with pytest.raises(ArasError, match="version 7"):
         isa.decode(bytes(bad))
-    with pytest.raises(ArasError, match="the header's counts need 1088"):
+    with pytest.raises(ArasError, match="the header's counts need 1280"):
         isa.decode(im.program[:500])
     prog.writes[0].dram_addr = 1 << 33
     with pytest.raises(ArasError, match="dram_addr"):

@@ -67,10 +67,10 @@ def _small_conv(seed):
     return weight_layer_trace(w, in_shape=(1, 16, 16), zx=-128, zo=-128, act=("relu", -128, 127))
 
 
-def _linear(seed, k=150, t=2):
+def _linear(seed, k=150, t=2, n=5):
     rng = np.random.default_rng(seed)
-    w = rng.integers(-127, 128, (5, k))  # 10 row chunks > 8 crossbars: spill/restore rounds
-    m, s = random_multipliers(rng, 5)
+    w = rng.integers(-127, 128, (n, k))  # k=150: 10 row chunks > 8 crossbars: spill/restore rounds
+    m, s = random_multipliers(rng, n)
     return weight_layer_trace(w, in_shape=(t, k), mult=m, shift=s, zx=7, zo=-4)
 
 
@@ -83,7 +83,8 @@ def _mixed():
 # ------------------------------------------------------------------------------------------------ tests
 def test_tiny_programs():
     """§10.6 example cold, steady, steady with resident tiles; convolutions (both families), depthwise
-    packing, a replicated round, a mixed CNN with vector and host layers."""
+    packing, a replicated round, a mixed CNN with vector and host layers, a linear layer whose output blocks
+share Gbuffer words."""
     spec = example_trace()
     sprog = schedule(spec, TINY, "aras", Options(reencode=False, placement=False))
     # steady-state program with resident tiles (need_gen 0): relies on cells and tile metadata surviving reset
@@ -99,6 +100,11 @@ def test_tiny_programs():
     repp = schedule(rep, TINY, "aras")
     assert max(i.replicas for i in repp.instrs if isinstance(i, Compute)) == 2
     mixed = _mixed()
+    # two output blocks (channels 0-3, 4-5) in one round; at position 1 channels 3 and 4 share a Gbuffer
+    # word (bytes 9, 10): §7.4's output stream must not count that word twice (``prev_ch``)
+    shared = _linear(9, k=20, t=3, n=6)
+    sharedp = schedule(shared, TINY, "aras")
+    assert any(len(i.blocks) == 2 for i in sharedp.instrs if isinstance(i, Compute))
     jobs = [Job(spec, sprog, _inputs(spec, 1), "spec cold"),
             Job(spec, sprog, _inputs(spec, 1, 1), "spec steady"),
             Job(spec, resident, _inputs(spec, 1, 2), "spec resident tiles"),
@@ -106,7 +112,8 @@ def test_tiny_programs():
             Job(conv, schedule(conv, TINY, "aras", Options(family="signmag")), _inputs(conv, 1, 2), "conv signmag"),
             Job(dw, dwp, _inputs(dw, 1, 3), "depthwise packed"),
             Job(rep, repp, _inputs(rep, 1, 7), "replicated conv"),
-            Job(mixed, schedule(mixed, TINY, "aras"), mixed.samples[:1], "mixed cnn")]
+            Job(mixed, schedule(mixed, TINY, "aras"), mixed.samples[:1], "mixed cnn"),
+            Job(shared, sharedp, _inputs(shared, 1, 8), "linear, output word shared by two blocks")]
     res = run_jobs(TINY, jobs)
     assert res[0]["gold"].cycles == 318 and res[1]["gold"].counters["rows_skipped"] == 50  # §10.6; steady
 
