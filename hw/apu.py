@@ -45,6 +45,7 @@ from aras.config import Config
 
 from .adc import Adc
 from .crossbar import Crossbar, levels_layout
+from .shared import place
 from .tree import tree_sum
 
 __all__ = ["Apu", "item_layout", "tsum_layout", "tsum_width", "apu_read_signature", "apu_write_signature"]
@@ -197,7 +198,7 @@ class Apu(wiring.Component):
         xbars = []
         for x in range(nx):
             xb = Crossbar(cfg=cfg, blackbox=self._blackbox)
-            m.submodules[f"xbar{x}"] = xb
+            place(m, f"xbar{x}", xb, "aras_xbar_bb" if self._blackbox else "aras_xbar")
             xbars.append(xb)
 
         # ---- row access pass-through (write engine) ------------------------------------------
@@ -279,7 +280,7 @@ class Apu(wiring.Component):
         for x in range(nx):
             for q in range(n_adc):
                 adc = Adc(cfg=cfg)
-                m.submodules[f"adc_x{x}_q{q}"] = adc
+                place(m, f"adc_x{x}_q{q}", adc, "aras_adc")
                 m.d.comb += adc.value.eq(Array(sh[x][q * c:(q + 1) * c])[cv_k])
                 en = Signal(name=f"conv_en_x{x}_q{q}")
                 m.d.comb += en.eq(cv_busy & cv_meta.xmask[x] & (cv_k + q * c < cv_meta.c_phys[x]))

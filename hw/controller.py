@@ -71,6 +71,7 @@ from aras.config import Config
 from .dram import done_layout as dram_done_layout
 from .dram import req_layout as dram_req_layout
 from .pe import tile_layout as pe_tile_layout
+from .shared import place
 from .strobe import delayed
 from .tree import tree_reduce, tree_sum
 from .vector_unit import op_layout, qparam_port_signature
@@ -876,7 +877,7 @@ class ComputeEngine(wiring.Component):
         for x in range(X):
             pin = sub(f"postin{x}")
             post = Post(cfg=cfg)
-            m.submodules[f"post{x}"] = post
+            place(m, f"post{x}", post, "aras_post")
             post_ops.append(post.post_ops)
             pp = Signal(32, name=f"ppos{x}")
             go = Signal(name=f"post_go{x}")

@@ -19,8 +19,19 @@ from amaranth.lib import wiring
 from aras.config import Config
 from aras.errors import ArasError
 
+from . import shared
+
 
 def to_sv(component: wiring.Component, name: str) -> str:
+    """SystemVerilog of ``component`` as module ``name``, followed by the modules of its shared units
+    (``hw.shared``: each replicated unit once)."""
+    with shared.emitting() as lib:
+        top = to_sv_flat(component, name)
+    return top + "".join(lib[k] for k in sorted(lib))
+
+
+def to_sv_flat(component: wiring.Component, name: str) -> str:
+    """SystemVerilog of ``component`` alone (its shared units, if emitting, as instances)."""
     il = rtlil.convert(component, name=name, emit_src=False)
     try:  # amaranth 0.5: the text-level converter takes yosys write_verilog options
         return verilog._convert_rtlil_text(il, write_verilog_opts=("-sv",))

@@ -35,6 +35,7 @@ from .apu import Apu, item_layout
 from .crossbar import levels_layout
 from .datapath import Decode, InputSum, psum_layout
 from .encoder import max_groups
+from .shared import place
 from .tree import tree_reduce, tree_sum
 from .write_buffer import WriteBuffer, fill_layout
 from .write_engine import COUNTERS as WE_COUNTERS
@@ -142,7 +143,7 @@ class Pe(wiring.Component):
         apus = []
         for a in range(A):
             apu = Apu(cfg=cfg, blackbox=self._blackbox)
-            m.submodules[f"apu{a}"] = apu
+            place(m, f"apu{a}", apu, "aras_apu_bb" if self._blackbox else "aras_apu")
             apus.append(apu)
 
         # ---------------------------------------------------------------- write path
@@ -238,8 +239,8 @@ class Pe(wiring.Component):
                 mx = meta[x]
                 isum = InputSum(cfg=cfg)
                 dec = Decode(cfg=cfg)
-                m.submodules[f"isum{x}"] = isum
-                m.submodules[f"dec{x}"] = dec
+                place(m, f"isum{x}", isum, "aras_input_sum")
+                place(m, f"dec{x}", dec, "aras_decode")
                 im.d.comb += [
                     isum.plane.valid.eq(accept & ipay.xmask[k] & ~mx.family),
                     isum.plane.payload.bits.eq(ipay.bits[k]),

@@ -51,6 +51,7 @@ from .controller import ComputeEngine, Controller
 from .dram import Dram
 from .gbuffer import Gbuffer
 from .pe import PE_COUNTERS, Pe
+from .shared import place
 from .tree import tree_reduce, tree_sum
 from .vector_unit import VectorUnit
 
@@ -99,6 +100,7 @@ class Top(wiring.Component):
         if not isinstance(cfg, Config):
             raise TypeError(f"Top: cfg must be an aras.config.Config, not {cfg!r}")
         self._cfg = cfg
+        self._blackbox = blackbox_macros
         X, cw, lanes = cfg.n_xbars, cfg.weight_cols, cfg.vector_lanes
         self.controller = Controller(cfg=cfg, program_words=program_words, max_layers=max_layers,
                                      start_lanes=cfg.write_drivers_per_pe, qparam_ports=X * cw, vqp_ports=lanes,
@@ -159,7 +161,7 @@ class Top(wiring.Component):
         m.submodules.controller, m.submodules.dram = c, d
         m.submodules.engine, m.submodules.vector, m.submodules.gbuffer = e, v, g
         for p, pe in enumerate(self.pes):
-            m.submodules[f"pe{p}"] = pe
+            place(m, f"pe{p}", pe, "aras_pe_bb" if self._blackbox else "aras_pe")
 
         # Wiring is grouped into sub-fragments by how often the signals change: the simulator
         # re-evaluates a fragment's combinational statements as a whole when any input changes.

@@ -58,6 +58,7 @@ from aras.config import Config
 
 from .crossbar import read_signature, write_signature
 from .encoder import Encoder, RowCosts, max_groups, write_costs
+from .shared import place
 from .tree import tree_sum
 from .write_buffer import COUNTER_BITS, row_read_signature
 
@@ -158,7 +159,7 @@ class WriteEngine(wiring.Component):
             row = Signal(range(cfg.xbar_rows), name=f"row{d}")
             elapsed = Signal(range(k.max_row_cycles), name=f"elapsed{d}")
             enc = Encoder(cfg=cfg)
-            m.submodules[f"encoder{d}"] = enc
+            place(m, f"encoder{d}", enc, "aras_encoder")
 
             # In its start cycle a driver runs row 0 from the lane's payload itself.
             rank = Signal(range(D), name=f"rank{d}")

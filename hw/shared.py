@@ -1,0 +1,59 @@
+"""Shared units: a replicated unit is emitted once as a Verilog module and instantiated N times.
+
+Amaranth elaborates every instance of a unit on its own, so a top level with 256 crossbars would carry
+256 copies of each per-crossbar unit's logic through elaboration, RTLIL and yosys. :func:`place` adds
+a unit to a parent module: outside generation (Amaranth's simulator, module tests) it is an ordinary
+submodule; while :func:`emitting` is active (``hw.generate``), the first unit of a module name is
+converted on its own and every unit of that name becomes an ``Instance`` of it, its ports wired to the
+unit's own port signals. The caller names the module so that equal names mean equal hardware (same
+class, same configuration, same parameters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+
+from amaranth.hdl import ClockSignal, Instance, ResetSignal, Value
+from amaranth.lib import wiring
+
+__all__ = ["emitting", "place"]
+
+_LIBRARY: contextvars.ContextVar[dict | None] = contextvars.ContextVar("aras_shared_modules", default=None)
+
+
+@contextlib.contextmanager
+def emitting():
+    """Collect shared modules while converting; yields the module name → SystemVerilog text dict."""
+    lib: dict[str, str] = {}
+    token = _LIBRARY.set(lib)
+    try:
+        yield lib
+    finally:
+        _LIBRARY.reset(token)
+
+
+def _port_name(path) -> str:
+    return "__".join(str(p) for p in path)
+
+
+def place(m, name: str, unit: wiring.Component, module: str) -> None:
+    """Add ``unit`` to ``m`` as submodule ``name``; during :func:`emitting`, as an instance of ``module``."""
+    lib = _LIBRARY.get()
+    if lib is None:
+        m.submodules[name] = unit
+        return
+    if module not in lib:
+        from .generate import to_sv_flat
+
+        lib[module] = to_sv_flat(unit, module)
+    else:
+        unit._MustUse__silence = True  # represented by the module converted from the first unit
+    kw = {}
+    for port in ("clk", "rst"):  # present when the unit (or a part of it) is clocked
+        if re.search(rf"^\s*input\s+(wire\s+)?{port}\s*;", lib[module], re.M):
+            kw[f"i_{port}"] = ClockSignal() if port == "clk" else ResetSignal()
+    for path, member, value in unit.signature.flatten(unit):
+        kw[("i_" if member.flow == wiring.In else "o_") + _port_name(path)] = Value.cast(value)
+    m.submodules[name] = Instance(module, **kw)
