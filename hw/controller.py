@@ -70,6 +70,7 @@ from aras.config import Config
 
 from .dram import done_layout as dram_done_layout
 from .dram import req_layout as dram_req_layout
+from .fetch import InputFetch
 from .pe import tile_layout as pe_tile_layout
 from .shared import place
 from .strobe import delayed
@@ -596,12 +597,6 @@ class Controller(wiring.Component):
 # ====================================================================================================
 # COMPUTE execution (the execute sequencer's COMPUTE part, with the chip-level ``datapath.post``)
 # ====================================================================================================
-def gbuf_comb_read_signature(cfg: Config) -> wiring.Signature:
-    """Combinational Gbuffer word read, seen from the user: ``addr`` (word) out, ``data`` back."""
-    words = cfg.gbuf_bytes // cfg.gbuf_word_bytes
-    return wiring.Signature({"addr": Out(max(1, (words - 1).bit_length())), "data": In(8 * cfg.gbuf_word_bytes)})
-
-
 class ComputeEngine(wiring.Component):
     """Runs one COMPUTE round (docs/architecture.md §5, §6.3, §7.4, §10.3) on the PEs' APUs.
 
@@ -649,7 +644,7 @@ class ComputeEngine(wiring.Component):
                              "multiple of 4 (int32 partial sums never straddle words)")
         from .apu import item_layout
         from .datapath import psum_layout
-        from .gbuffer import WritePortSignature
+        from .gbuffer import WritePortSignature, comb_read_signature
         from .pe import meta_layout
 
         self._cfg = cfg
@@ -663,7 +658,7 @@ class ComputeEngine(wiring.Component):
             "busy": Out(1),
             "item": Out(stream.Signature(item_layout(cfg))).array(A),
             "psum": In(stream.Signature(psum_layout(cfg))).array(X),
-            "grd": Out(gbuf_comb_read_signature(cfg)).array(X * R + X * cw),
+            "grd": Out(comb_read_signature(cfg)).array(X * R + X * cw),
             "gwr": Out(WritePortSignature(cfg)).array(X * cw),
             "qp": Out(qparam_read_signature()).array(X * cw),
             "extra_reads": Out(32),
@@ -677,7 +672,6 @@ class ComputeEngine(wiring.Component):
         return self._cfg
 
     def elaborate(self, platform):  # noqa: C901 (one pipeline, kept in one place)
-        from amaranth.hdl import signed
 
         from .datapath import Post
 
@@ -726,11 +720,6 @@ class ComputeEngine(wiring.Component):
         ncols = [meta[x].wcols for x in range(X)]
         cphys = [Signal(range(cfg.xbar_cols + 1), name=f"cphys{x}") for x in range(X)]
         ch0 = [Signal(16, name=f"ch0_{x}") for x in range(X)]
-        cig = Signal(16)
-        khw = Signal(16)
-        hw_ = Signal(32)
-        st.d.comb += [cig.eq(desc.cin // Mux(desc.groups == 0, 1, desc.groups)), khw.eq(desc.kh * desc.kw),
-                      hw_.eq(desc.h * desc.w)]
         for x in range(X):
             st.d.comb += [
                 ch0[x].eq(xg[x] * (desc.pack_g * desc.ng) + xc[x] * Mux(meta[x].family, cw // 2, cw)),
@@ -773,55 +762,23 @@ class ComputeEngine(wiring.Component):
                     m.d.sync += pidx.eq(pidx + 1)
 
         # per crossbar, per position: running, input vector (combinational Gbuffer reads), read count
-        run_x = [Signal(name=f"run{x}") for x in range(X)]
-        vals = [[Signal(8, name=f"xin{x}_{k}") for k in range(R)] for x in range(X)]
-        reads = [Signal(range(R + 1), name=f"reads{x}") for x in range(X)]
+        ibase = Signal(32)
+        m.d.comb += ibase.eq(info.in0.base + bb * info.in0.item_bytes)
+        run_x, vals, reads = [], [], []
         port = 0
         for x in range(X):
-            f = sub(f"fetch{x}")
-            px = Signal(32, name=f"pos{x}")
-            f.d.comb += [px.eq(xq[x] * per + pidx), run_x[x].eq(in_round[x] & (px < P))]
-            oh = Signal(16, name=f"oh{x}")
-            ow = Signal(16, name=f"ow{x}")
-            f.d.comb += [oh.eq(px // Mux(desc.wo == 0, 1, desc.wo)), ow.eq(px - oh * desc.wo)]
-            ibase = Signal(32, name=f"ibase{x}")
-            f.d.comb += ibase.eq(info.in0.base + bb * info.in0.item_bytes)
-            words, valids = [], []
+            fetch = InputFetch(cfg=cfg)
+            place(m, f"fetch{x}", fetch, "aras_input_fetch")
+            f = sub(f"fetch_in{x}")
+            f.d.comb += [fetch.desc.eq(desc), fetch.is_lin.eq(is_lin), fetch.ibase.eq(ibase),
+                         fetch.pos.eq(xq[x] * per + pidx), fetch.in_round.eq(in_round[x]), fetch.g.eq(xg[x]),
+                         fetch.r.eq(xr[x]), fetch.rows.eq(rows[x]), fetch.count.eq(sleader[x])]
             for k in range(R):
-                t = Signal(8, name=f"blk{x}_{k}")
-                kk = Signal(16, name=f"kk{x}_{k}")
-                f.d.comb += [t.eq(k // Mux(desc.kg == 0, 1, desc.kg)), kk.eq(xr[x] * R + k - t * desc.kg)]
-                cin = Signal(16, name=f"cin{x}_{k}")
-                q1 = Signal(16, name=f"kq{x}_{k}")
-                f.d.comb += [q1.eq(kk // Mux(khw == 0, 1, khw)), cin.eq((xg[x] * desc.pack_g + t) * cig + q1)]
-                rem = kk - q1 * khw
-                ii = Signal(8, name=f"ki{x}_{k}")
-                jj = Signal(8, name=f"kj{x}_{k}")
-                f.d.comb += [ii.eq(rem // Mux(desc.kw == 0, 1, desc.kw)), jj.eq(rem - ii * desc.kw)]
-                ih = Signal(signed(20), name=f"ih{x}_{k}")
-                iw = Signal(signed(20), name=f"iw{x}_{k}")
-                f.d.comb += [ih.eq(oh * desc.sh - desc.pt + ii * desc.dh),
-                             iw.eq(ow * desc.sw - desc.pl + jj * desc.dw)]
-                inside = (ih >= 0) & (ih < desc.h) & (iw >= 0) & (iw < desc.w)
-                a_conv = ibase + cin * hw_ + ih.as_unsigned()[:16] * desc.w + iw.as_unsigned()[:16]
-                a_lin = ibase + px * desc.w + xr[x] * R + k
-                addr = Signal(32, name=f"iaddr{x}_{k}")
-                valid = Signal(name=f"ivalid{x}_{k}")
-                f.d.comb += [addr.eq(Mux(is_lin, a_lin, a_conv)), valid.eq((k < rows[x]) & (is_lin | inside))]
-                g = self.grd[port]
+                f.d.comb += [self.grd[port].addr.eq(fetch.grd[k].addr), fetch.grd[k].data.eq(self.grd[port].data)]
                 port += 1
-                f.d.comb += g.addr.eq(addr // WB)
-                byte = g.data.word_select((addr % WB)[:max(1, (WB - 1).bit_length())], 8)
-                f.d.comb += vals[x][k].eq(Mux(valid, byte, desc.zx.as_unsigned()))
-                words.append(addr // WB)
-                valids.append(valid)
-            # §7.4 input stream: a word access whenever a valid row's word differs from the last one
-            seen, lastw, cnt = Const(0, 1), Const(0, 32), []
-            for k in range(R):
-                cnt.append(valids[k] & (~seen | (words[k] != lastw)))
-                lastw = Mux(valids[k], words[k], lastw)
-                seen = seen | valids[k]
-            f.d.comb += reads[x].eq(Mux(sleader[x] & run_x[x], tree_sum(cnt), 0))
+            run_x.append(fetch.run)
+            vals.append(fetch.x)
+            reads.append(fetch.reads)
         # per item: the bit-plane of every crossbar's input vector
         for a in range(A):
             it = self.item[a]
@@ -830,7 +787,7 @@ class ComputeEngine(wiring.Component):
                           it.payload.last_plane.eq(plane == 7)]
             for kx in range(XA):
                 x = a * XA + kx
-                b_.d.comb += [it.payload.bits[kx].eq(Cat(*[v.bit_select(plane, 1) for v in vals[x]])),
+                b_.d.comb += [it.payload.bits[kx].eq(Cat(*[vals[x][k].bit_select(plane, 1) for k in range(R)])),
                               it.payload.r_used[kx].eq(rows[x]), it.payload.c_phys[kx].eq(cphys[x]),
                               it.payload.xmask[kx].eq(run_x[x])]
         input_reads = Signal(32)

@@ -38,7 +38,14 @@ from aras.config import Config
 
 from .tree import tree_sum
 
-__all__ = ["Gbuffer", "ReadPortSignature", "WritePortSignature"]
+
+def comb_read_signature(cfg: Config) -> wiring.Signature:
+    """Combinational Gbuffer word read, seen from the user: ``addr`` (word) out, ``data`` back (§13.2:
+    the compute engine's ports; the top adds them to the Gbuffer memory)."""
+    words = cfg.gbuf_bytes // cfg.gbuf_word_bytes
+    return wiring.Signature({"addr": Out(max(1, (words - 1).bit_length())), "data": In(8 * cfg.gbuf_word_bytes)})
+
+__all__ = ["Gbuffer", "ReadPortSignature", "WritePortSignature", "comb_read_signature"]
 
 
 def ReadPortSignature(cfg: Config) -> wiring.Signature:  # noqa: N802 (a signature factory, named like a class)
