@@ -1,6 +1,6 @@
 """RTL benchmark (not a test): Verilog generation time and simulated cycles per second of the ``tiny``
 top level in Amaranth's simulator, on a whole program checked against the golden models; with
-``--scale``, how elaboration grows from ``tiny`` towards ``paper`` (crossbars, rows), and which units
+``--scale``, how generation grows from ``tiny`` towards ``paper`` (crossbars, rows), and which modules
 grow.
 
     python scripts/benchmark_rtl.py [--model lenet5|conv] [--no-verilog] [--scale]
@@ -39,31 +39,31 @@ SCALE_STEPS = (  # overrides of tiny: (n_pe, apus_per_pe, xbars_per_apu, xbar_ro
 
 
 def scale() -> None:
-    """Elaboration (Amaranth → RTLIL) time and size of the black-boxed top along :data:`SCALE_STEPS`."""
+    """SystemVerilog generation (shared units emitted once) time and size of the black-boxed top along
+    :data:`SCALE_STEPS`, and the largest modules."""
     import collections
     import re
 
-    from amaranth.back import rtlil
-
     from aras.config import from_dict
+    from hw.generate import to_sv
 
-    print("n_xbars  rows   RTLIL s   RTLIL MB   largest units (MB)")
+    print("n_xbars  rows   generation s   SV MB   largest modules (MB)")
     for pe, ap, xa, r in SCALE_STEPS:
         d = preset("tiny").to_dict()
         d.update(name=f"tiny-x{pe * ap * xa}-r{r}", n_pe=pe, apus_per_pe=ap, xbars_per_apu=xa, xbar_rows=r,
                  xbar_cols=r, adc_bits=max(d["adc_bits"], (r * ((1 << d["cell_bits"]) - 1)).bit_length()))
         cfg = from_dict(d)
         t = time.perf_counter()
-        il = rtlil.convert(Top(cfg=cfg, blackbox_macros=True), name="aras_top", emit_src=False)
+        sv = to_sv(Top(cfg=cfg, blackbox_macros=True), "aras_top")
         dt = time.perf_counter() - t
         size: collections.Counter = collections.Counter()
         unit = ""
-        for ln in il.splitlines():
+        for ln in sv.splitlines():
             if ln.startswith("module "):
-                unit = re.sub(r"\d+", "#", ln.split()[1].split(".", 1)[-1])
+                unit = re.sub(r"\d+", "#", ln.split()[1].split("(")[0].lstrip("\\"))
             size[unit] += len(ln) + 1
         top = ", ".join(f"{u} {b / 1e6:.1f}" for u, b in size.most_common(4))
-        print(f"{cfg.n_xbars:7d} {r:5d} {dt:9.1f} {len(il) / 1e6:10.1f}   {top}", flush=True)
+        print(f"{cfg.n_xbars:7d} {r:5d} {dt:14.1f} {len(sv) / 1e6:7.1f}   {top}", flush=True)
 
 
 def main() -> None:

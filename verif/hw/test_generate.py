@@ -4,6 +4,7 @@ under `verilator --lint-only -Wall` with the waivers of hw/lint.vlt (skipped wit
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -57,3 +58,10 @@ def test_aras_verilog_tiny_top_is_lint_clean(tmp_path, blackbox, capsys):
     assert {"start", "done", "prog_in__valid"} <= {p["name"] for p in man["ports"]}
     sv = (tmp_path / "aras_top.sv").read_text()
     assert ("aras_xbar_macro" in sv) is blackbox and "always_comb" in sv
+    # shared units (hw/shared.py): one module each, instantiated once per copy
+    cfg = preset("tiny")
+    sfx = "_bb" if blackbox else ""
+    for module, copies in ((f"aras_pe{sfx}", cfg.n_pe), (f"aras_apu{sfx}", cfg.apus_per_pe),
+                           ("aras_input_fetch", cfg.n_xbars), ("aras_post", cfg.n_xbars)):
+        assert len(re.findall(rf"^module {module}\(", sv, re.M)) == 1, module
+        assert len(re.findall(rf"^\s*{module} \S+ \(", sv, re.M)) == copies, module
