@@ -681,10 +681,7 @@ class ComputeEngine(wiring.Component):
         XA = cfg.xbars_per_apu
         A = cfg.n_pe * cfg.apus_per_pe
         WB = cfg.gbuf_word_bytes
-        info, desc, meta = self.info, self.info.desc, self.meta
-        ins = info.instr.compute
-        P = desc.p
-        B = info.batch
+        info, meta = self.info, self.meta
         is_lin = Signal()
 
         # The simulator evaluates a fragment's combinational logic as a whole whenever one of its
@@ -697,27 +694,40 @@ class ComputeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- static round information
         st = sub("round")
+        # Plain copies of what the rest reads: a module reading a field of the wide ``info`` port would
+        # carry a named wire for every field of it (O(crossbars) per module, O(crossbars²) in all).
+        desc = Signal(isa.LAYER, name="desc")
+        tiles = [Signal(isa.TILE, name=f"tile{x}") for x in range(X)]
+        pbase = [Signal(32, name=f"psum_base{x}") for x in range(X)]
+        B, layer_id, replicas = Signal(16), Signal(12), Signal(8)
+        in_base, in_item, out_base, out_item = (Signal(32, name=n) for n in ("in_base", "in_item", "out_base",
+                                                                             "out_item"))
+        st.d.comb += [desc.eq(info.desc), B.eq(info.batch), layer_id.eq(info.instr.head.layer),
+                      replicas.eq(info.instr.compute.replicas), in_base.eq(info.in0.base),
+                      in_item.eq(info.in0.item_bytes), out_base.eq(info.out.base), out_item.eq(info.out.item_bytes)]
+        st.d.comb += [tiles[x].eq(info.tiles[x]) for x in range(X)]
+        st.d.comb += [pbase[x].eq(info.psums[x].base) for x in range(X)]
+        P = desc.p
         per = Signal(32)
-        st.d.comb += [per.eq((P + Mux(ins.replicas == 0, 1, ins.replicas) - 1) // Mux(ins.replicas == 0, 1,
-                                                                                      ins.replicas)),
+        st.d.comb += [per.eq((P + Mux(replicas == 0, 1, replicas) - 1) // Mux(replicas == 0, 1, replicas)),
                       is_lin.eq(desc.kind == isa.Kind.LINEAR)]
         # per crossbar: the dense tile table (format v2) says everything; no search across crossbars
-        tiles = info.tiles
         in_round = [tiles[x].valid for x in range(X)]
         xg = [tiles[x].t_group for x in range(X)]
         xr = [tiles[x].t_row for x in range(X)]
         xc = [tiles[x].t_col for x in range(X)]
         xq = [tiles[x].replica for x in range(X)]
         pmode = [tiles[x].pmode for x in range(X)]
-        pbase = [info.psums[x].base for x in range(X)]
         leader = [Signal(name=f"leader{x}") for x in range(X)]  # accumulates its block, runs its Post
         sleader = [Signal(name=f"sleader{x}") for x in range(X)]  # counts its (gchunk, rchunk, copy) stream
         members = [Signal(X, name=f"members{x}") for x in range(X)]  # crossbars accumulating into x
         for x in range(X):
             st.d.comb += [leader[x].eq(in_round[x] & tiles[x].leader), sleader[x].eq(in_round[x] & tiles[x].sleader),
                           members[x].eq(Cat(in_round[y] & (tiles[y].lead == x) for y in range(X)))]
-        rows = [meta[x].rows for x in range(X)]
-        ncols = [meta[x].wcols for x in range(X)]
+        rows = [Signal(range(R + 1), name=f"rows{x}") for x in range(X)]
+        ncols = [Signal(range(cw + 1), name=f"ncols{x}") for x in range(X)]
+        st.d.comb += [rows[x].eq(meta[x].rows) for x in range(X)]
+        st.d.comb += [ncols[x].eq(meta[x].wcols) for x in range(X)]
         cphys = [Signal(range(cfg.xbar_cols + 1), name=f"cphys{x}") for x in range(X)]
         ch0 = [Signal(16, name=f"ch0_{x}") for x in range(X)]
         for x in range(X):
@@ -729,7 +739,7 @@ class ComputeEngine(wiring.Component):
         bad = []
         for x in range(X):
             te, mt = tiles[x], meta[x]
-            bad.append(in_round[x] & ~(mt.valid & (mt.layer == info.instr.head.layer) & (mt.t_group == te.t_group) &
+            bad.append(in_round[x] & ~(mt.valid & (mt.layer == layer_id) & (mt.t_group == te.t_group) &
                                        (mt.t_row == te.t_row) & (mt.t_col == te.t_col)))
         tag_bad = Signal()
         st.d.comb += tag_bad.eq(tree_reduce(lambda a, b: a | b, bad))
@@ -763,7 +773,7 @@ class ComputeEngine(wiring.Component):
 
         # per crossbar, per position: running, input vector (combinational Gbuffer reads), read count
         ibase = Signal(32)
-        m.d.comb += ibase.eq(info.in0.base + bb * info.in0.item_bytes)
+        m.d.comb += ibase.eq(in_base + bb * in_item)
         run_x, vals, reads = [], [], []
         port = 0
         for x in range(X):
@@ -881,7 +891,7 @@ class ComputeEngine(wiring.Component):
             po = Signal(32, name=f"opos{x}")
             obase = Signal(32, name=f"obase{x}")
             srow = Signal(32, name=f"srow{x}")
-            wbk.d.comb += [po.eq(xq[x] * per + pidx_o), obase.eq(info.out.base + bb_o * info.out.item_bytes),
+            wbk.d.comb += [po.eq(xq[x] * per + pidx_o), obase.eq(out_base + bb_o * out_item),
                            srow.eq(pbase[x] + (bb_o * P + po) * ncols[x] * 4)]
             # §7.4 output stream: its last word is the previous lane's, or for lane 0 the word of the last
             # channel of the previous output block in the round (``prev_ch``; none for ``out_first``)

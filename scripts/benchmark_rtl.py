@@ -51,7 +51,8 @@ def scale() -> None:
     for pe, ap, xa, r in SCALE_STEPS:
         d = preset("tiny").to_dict()
         d.update(name=f"tiny-x{pe * ap * xa}-r{r}", n_pe=pe, apus_per_pe=ap, xbars_per_apu=xa, xbar_rows=r,
-                 xbar_cols=r, adc_bits=max(d["adc_bits"], (r * ((1 << d["cell_bits"]) - 1)).bit_length()))
+                 xbar_cols=r, adc_bits=max(d["adc_bits"], (r * ((1 << d["cell_bits"]) - 1)).bit_length()),
+                 write_buffer_bytes=max(d["write_buffer_bytes"], r * r))
         cfg = from_dict(d)
         t = time.perf_counter()
         sv = to_sv(Top(cfg=cfg, blackbox_macros=True), "aras_top")
