@@ -895,17 +895,18 @@ class ComputeEngine(wiring.Component):
                            srow.eq(pbase[x] + (bb_o * P + po) * ncols[x] * 4)]
             # §7.4 output stream: its last word is the previous lane's, or for lane 0 the word of the last
             # channel of the previous output block in the round (``prev_ch``; none for ``out_first``)
+            def out_addr(ch, obase=obase, po=po):  # output byte of channel ch (sequence / CHW layout)
+                return obase + Mux(is_lin, po * desc.wo + ch, ch * P + po)
+
             prev_sw = None
             prev_ow = Signal(32, name=f"prev_oword{x}")
-            pch = tiles[x].prev_ch
-            wbk.d.comb += prev_ow.eq((obase + Mux(is_lin, po * desc.wo + pch, pch * P + po)) // WB)
-            prev_ow_first = tiles[x].out_first
+            wbk.d.comb += prev_ow.eq(out_addr(tiles[x].prev_ch) // WB)
             for j in range(cw):
                 wp = self.gwr[x * cw + j]
                 oa = Signal(32, name=f"oaddr{x}_{j}")
                 sa = Signal(32, name=f"saddr{x}_{j}")
                 en = Signal(name=f"wen{x}_{j}")
-                wbk.d.comb += [oa.eq(obase + Mux(is_lin, po * desc.wo + ch0[x] + j, (ch0[x] + j) * P + po)),
+                wbk.d.comb += [oa.eq(out_addr(ch0[x] + j)),
                                sa.eq(srow + 4 * j), en.eq(post.out.valid & (j < ncols[x]))]
                 is_sp = op_.spill
                 lane = (oa % WB)[:max(1, (WB - 1).bit_length())]
@@ -919,9 +920,9 @@ class ComputeEngine(wiring.Component):
                 ]
                 sw, ow = sa // WB, oa // WB
                 s_first = Const(1, 1) if prev_sw is None else (sw != prev_sw)
-                o_first = (prev_ow_first | (ow != prev_ow)) if j == 0 else (ow != prev_ow)
+                o_first = (tiles[x].out_first | (ow != prev_ow)) if j == 0 else (ow != prev_ow)
                 wbk.d.comb += wp.count.eq(Mux(is_sp, s_first, o_first))
-                prev_sw, prev_ow, prev_ow_first = sw, ow, None
+                prev_sw, prev_ow = sw, ow
 
         m.d.comb += self.extra_reads.eq(input_reads + tree_sum(restore_reads))
         m.d.sync += self.psum_spill_words.eq(self.psum_spill_words + tree_sum(spill_words))
