@@ -31,8 +31,9 @@ Counters (64 bit, cleared by reset): ``xbar_reads`` += running crossbars per ite
 ``dac_activations`` += Σ ``r_used`` of running crossbars per item (at the handshake);
 ``adc_conversions`` += conversions of used columns, counted in the slot where they happen.
 
-Crossbar cells are non-volatile (not cleared by reset); ``rd``/``wr`` pass row access of the
-crossbar selected by ``xbar`` through to the write engine (§3.1 port semantics).
+Crossbar cells are non-volatile (not cleared by reset); ``rd[x]``/``wr[x]`` pass row access of
+crossbar x through to the write engine (§3.1 port semantics): one pair per crossbar, so several write
+drivers may program different crossbars of one APU at once (§13.2: shared peripherals are no hazard).
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ from amaranth.lib.wiring import In, Out
 from aras.config import Config
 
 from .adc import Adc
-from .crossbar import Crossbar, levels_layout
+from .crossbar import Crossbar, read_signature, write_signature
 from .shared import place
 from .tree import tree_sum
 
-__all__ = ["Apu", "item_layout", "tsum_layout", "tsum_width", "apu_read_signature", "apu_write_signature"]
+__all__ = ["Apu", "item_layout", "tsum_layout", "tsum_width"]
 
 ACT_BITS = 8
 COUNTER_BITS = 64
@@ -85,26 +86,6 @@ def tsum_layout(cfg: Config) -> data.StructLayout:
     })
 
 
-def apu_read_signature(cfg: Config) -> wiring.Signature:
-    """Row read of crossbar ``xbar``, seen from the user (write engine); combinational."""
-    return wiring.Signature({
-        "xbar": Out(range(cfg.xbars_per_apu)),
-        "row": Out(range(cfg.xbar_rows)),
-        "levels": In(levels_layout(cfg)),
-    })
-
-
-def apu_write_signature(cfg: Config) -> wiring.Signature:
-    """Masked row write of crossbar ``xbar`` at the clock edge where ``en`` is high."""
-    return wiring.Signature({
-        "en": Out(1),
-        "xbar": Out(range(cfg.xbars_per_apu)),
-        "row": Out(range(cfg.xbar_rows)),
-        "levels": Out(levels_layout(cfg)),
-        "mask": Out(unsigned(cfg.xbar_cols)),
-    })
-
-
 def _meta_layout(cfg: Config) -> data.StructLayout:
     """What a pipeline stage keeps of its item besides the bits."""
     return data.StructLayout({
@@ -133,10 +114,10 @@ class Apu(wiring.Component):
         One bit-plane of one position (LSB plane first; ``first_plane`` clears the accumulators).
     tsum : Out(stream.Signature(tsum_layout(cfg)))
         Per crossbar and physical column T_j, after an item with ``last_plane``.
-    rd : In(apu_read_signature(cfg))
-        Pass-through row read of crossbar ``rd.xbar``.
-    wr : In(apu_write_signature(cfg))
-        Pass-through masked row write of crossbar ``wr.xbar``.
+    rd : In(crossbar.read_signature(cfg)) [xbars_per_apu]
+        Pass-through row read of crossbar x (combinational).
+    wr : In(crossbar.write_signature(cfg)) [xbars_per_apu]
+        Pass-through masked row write of crossbar x.
     busy : Out(1)
         An item is being read or converted, or ``tsum`` holds an untaken result.
     xbar_reads, dac_activations, adc_conversions : Out(64)
@@ -155,8 +136,8 @@ class Apu(wiring.Component):
         super().__init__({
             "item": In(stream.Signature(item_layout(cfg))),
             "tsum": Out(stream.Signature(tsum_layout(cfg))),
-            "rd": In(apu_read_signature(cfg)),
-            "wr": In(apu_write_signature(cfg)),
+            "rd": In(read_signature(cfg)).array(cfg.xbars_per_apu),
+            "wr": In(write_signature(cfg)).array(cfg.xbars_per_apu),
             "busy": Out(1),
             "xbar_reads": Out(COUNTER_BITS),
             "dac_activations": Out(COUNTER_BITS),
@@ -203,17 +184,8 @@ class Apu(wiring.Component):
 
         # ---- row access pass-through (write engine) ------------------------------------------
         for x, xb in enumerate(xbars):
-            m.d.comb += [
-                xb.rd.row.eq(self.rd.row),
-                xb.wr.en.eq(self.wr.en & (self.wr.xbar == x)),
-                xb.wr.row.eq(self.wr.row),
-                xb.wr.levels.eq(self.wr.levels),
-                xb.wr.mask.eq(self.wr.mask),
-            ]
-        with m.Switch(self.rd.xbar):
-            for x, xb in enumerate(xbars):
-                with m.Case(x):
-                    m.d.comb += self.rd.levels.eq(xb.rd.levels)
+            wiring.connect(m, wiring.flipped(self.rd[x]), xb.rd)
+            wiring.connect(m, wiring.flipped(self.wr[x]), xb.wr)
 
         # ---- pipeline state ------------------------------------------------------------------
         cv_busy = Signal()  # a conversion window is in progress

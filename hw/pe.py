@@ -5,11 +5,9 @@
 Write path. A WRITE starts on an issue lane ``tile[k]`` (:func:`tile_layout`: the write engine's tile
 fields plus the tile tag) in cycle ``B_start``; the engine's ``done[d]`` in ``B_fin − 1`` also updates the metadata of
 the crossbar (tag, family, flags, R_used, wcols, packing): at the edge into ``B_fin``. The metadata
-registers, like the cells, are not reset (§8.6: steady state keeps them). The engine reaches the
-crossbars through each APU's single ``rd``/``wr`` pass-through: the APU's port serves the crossbar
-of the lowest-index driver working on that APU: exact for one driver per PE, and for several drivers
-as long as no two of them write crossbars of the same APU at once (``conflict`` latches otherwise; the
-APU would need one row-access port per crossbar).
+registers, like the cells, are not reset (§8.6: steady state keeps them). The engine's per-crossbar
+row ports connect to the APUs' per-crossbar pass-throughs, so any number of drivers may write
+crossbars of one APU at once (§13.2).
 
 Compute path (per item, all APUs in lockstep, driven by the controller's compute engine). ``item[a]``
 goes to APU a unchanged; in the cycle an item is accepted, each running offset-family crossbar's
@@ -36,7 +34,7 @@ from .crossbar import levels_layout
 from .datapath import Decode, InputSum, psum_layout
 from .encoder import max_groups
 from .shared import place
-from .tree import tree_reduce, tree_sum
+from .tree import tree_sum
 from .write_buffer import WriteBuffer, fill_layout
 from .write_engine import COUNTERS as WE_COUNTERS
 from .write_engine import WriteEngine
@@ -92,8 +90,6 @@ class Pe(wiring.Component):
     psum : Out(stream of ``datapath.psum_layout``) [apus_per_pe·xbars_per_apu]  (ready ignored)
     meta : Out(ArrayLayout(meta_layout, apus_per_pe·xbars_per_apu))
     peek_en, peek_xbar, peek_row : In; peek_levels : Out
-    conflict : Out(1)
-        Latched when two write drivers use crossbars of the same APU at once (unsupported, see above).
     counters : ``write_engine.COUNTERS``, ``cells_changed`` (L², old-major), ``write_buffer_bytes``,
         ``xbar_reads``, ``dac_activations``, ``adc_conversions``, ``input_sum_ops`` (64 bit)
     """
@@ -116,7 +112,6 @@ class Pe(wiring.Component):
             "peek_xbar": In(range(XP)),
             "peek_row": In(range(cfg.xbar_rows)),
             "peek_levels": Out(levels_layout(cfg)),
-            "conflict": Out(1),
         }
         ports.update({name: Out(COUNTER_BITS) for name in PE_COUNTERS})
         ports["cells_changed"] = Out(data.ArrayLayout(unsigned(COUNTER_BITS), cfg.levels ** 2))
@@ -192,39 +187,18 @@ class Pe(wiring.Component):
                                      mx.flags.eq(c.flags), mx.rows.eq(c.rows), mx.wcols.eq(c.wcols),
                                      mx.pack_g.eq(c.pack_g), mx.pack_k.eq(c.pack_k), mx.pack_n.eq(c.pack_n)]
 
-        # crossbar access through each APU's pass-through ports
-        clash = []
+        # crossbar access: the engine's per-crossbar ports go straight to the APUs' per-crossbar ports;
+        # the testbench's peek borrows the read row of the crossbar it names
+        am = sub("access")
         for a, apu in enumerate(apus):
-            am = sub(f"access{a}")
-            on_apu = [act & (c.xbar >= a * XA) & (c.xbar < (a + 1) * XA) for act, c in cur]
-            if D > 1:
-                clash.append(tree_sum(on_apu) > 1)
-            xs = range(a * XA, (a + 1) * XA)
-            sel = Signal(range(XA), name=f"apu{a}_sel")
-            for act, c in reversed(cur):  # lowest driver wins
-                with am.If(act & (c.xbar >= a * XA) & (c.xbar < (a + 1) * XA)):
-                    am.d.comb += sel.eq(c.xbar - a * XA)
-            with am.If(self.peek_en & (self.peek_xbar // XA == a)):
-                am.d.comb += [apu.rd.xbar.eq(self.peek_xbar % XA), apu.rd.row.eq(self.peek_row)]
-            with am.Else():
-                am.d.comb += [apu.rd.xbar.eq(sel),
-                              apu.rd.row.eq(tree_reduce(lambda p, q: p | q, [weng.xrd[x].row for x in xs]))]
-            am.d.comb += [
-                apu.wr.xbar.eq(sel),
-                apu.wr.en.eq(tree_reduce(lambda p, q: p | q, [weng.xwr[x].en for x in xs])),
-                apu.wr.row.eq(tree_reduce(lambda p, q: p | q, [weng.xwr[x].row for x in xs])),
-                apu.wr.levels.eq(tree_reduce(lambda p, q: p | q, [weng.xwr[x].levels.as_value() for x in xs])),
-                apu.wr.mask.eq(tree_reduce(lambda p, q: p | q, [weng.xwr[x].mask for x in xs])),
-            ]
-            for x in xs:
-                am.d.comb += weng.xrd[x].levels.eq(apu.rd.levels)
-        if clash:  # two drivers on one APU's single row-access port (see the module docstring)
-            with m.If(tree_reduce(lambda p, q: p | q, clash)):
-                m.d.sync += self.conflict.eq(1)
+            for k in range(XA):
+                x = a * XA + k
+                peek = self.peek_en & (self.peek_xbar == x)
+                wiring.connect(am, weng.xwr[x], apu.wr[k])
+                am.d.comb += [apu.rd[k].row.eq(Mux(peek, self.peek_row, weng.xrd[x].row)),
+                              weng.xrd[x].levels.eq(apu.rd[k].levels)]
         pm = sub("peek")
-        for a, apu in enumerate(apus):
-            with pm.If(self.peek_xbar // XA == a):
-                pm.d.comb += self.peek_levels.eq(apu.rd.levels)
+        pm.d.comb += self.peek_levels.eq(Array(apu.rd[k].levels for apu in apus for k in range(XA))[self.peek_xbar])
 
         # ---------------------------------------------------------------- compute path
         isums = []

@@ -22,7 +22,7 @@ Ports
              not counted
 ``dram_stall`` In: the DRAM side holds this cycle's beat (``dram.stall``; 0 for §10.2 timing)
 ``start`` In, ``running``/``done`` Out, ``error`` Out: illegal opcode, a tile-tag mismatch at a COMPUTE
-             start (§9.6) or two write drivers on one APU's row port (``pe.conflict``)
+             start (§9.6)
 ``host_req``/``host_layer`` Out, ``host_ack`` In: a HOST instruction raises ``host_req`` in its
              ``E_start``; §10.4's duration holds when the host acknowledges in that same cycle (the host
              op itself is untimed: a testbench does it between two edges); a later ack stretches it
@@ -52,7 +52,7 @@ from .dram import Dram
 from .gbuffer import Gbuffer
 from .pe import PE_COUNTERS, Pe
 from .shared import place
-from .tree import tree_reduce, tree_sum
+from .tree import tree_sum
 from .vector_unit import VectorUnit
 
 __all__ = ["Top", "status_names", "COUNTERS"]
@@ -174,8 +174,7 @@ class Top(wiring.Component):
         w = sub("w_control")
         wiring.connect(w, wiring.flipped(self.prog_in), c.prog_in)
         w.d.comb += [c.start.eq(self.start), self.running.eq(c.running), self.done.eq(c.done),
-                     self.error.eq(c.error | e.tag_error | tree_reduce(lambda p, q: p | q,
-                                                                       [pe.conflict for pe in self.pes])),
+                     self.error.eq(c.error | e.tag_error),
                      self.host_req.eq(c.host_req),
                      self.host_layer.eq(c.host_layer), c.host_ack.eq(self.host_ack)]
         w = sub("w_dram")

@@ -37,8 +37,7 @@ Interfaces (``sync`` domain; X = ``apus_per_pe · xbars_per_apu`` crossbars of t
     reads are combinational, a write commits at the edge with ``en``).
 ``busy`` (Out, D bits): driver d holds a tile (its start cycle excluded).
 ``xact`` (Out, X bits): crossbar x is held by a driver in this cycle (start cycle included), i.e. its
-    ``xrd``/``xwr`` pair carries a row; for adapting to a shared per-APU row port (only conflict-free
-    with one driver per PE, or with drivers that never share an APU).
+    ``xrd``/``xwr`` pair carries a row (observability: which crossbars are being programmed).
 Counters (Out, 64 bit, cleared by reset; §11): ``rows_written``, ``rows_skipped``,
     ``cells_written_blind``, ``row_reads_before_write``, ``cells_read_before_write`` and
     ``cells_changed`` (L² counters, old-major), each added in the row's write cycle.

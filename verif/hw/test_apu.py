@@ -136,19 +136,19 @@ class Bench:
     async def load(self, ctx, tiles, rng):
         """Fill every crossbar with random garbage, then write each tile (mask: its C_phys columns)."""
         cfg, dut = self.cfg, self.dut
-        ctx.set(dut.wr.en, 1)
         for x, tile in enumerate(tiles):
-            ctx.set(dut.wr.xbar, x)
+            wr = dut.wr[x]
+            ctx.set(wr.en, 1)
             for r in range(cfg.xbar_rows):
-                ctx.set(dut.wr.row, r)
-                ctx.set(dut.wr.mask, (1 << cfg.xbar_cols) - 1)
-                ctx.set(dut.wr.levels, [int(v) for v in rng.integers(0, cfg.levels, cfg.xbar_cols)])
+                ctx.set(wr.row, r)
+                ctx.set(wr.mask, (1 << cfg.xbar_cols) - 1)
+                ctx.set(wr.levels, [int(v) for v in rng.integers(0, cfg.levels, cfg.xbar_cols)])
                 await ctx.tick()
                 if r < tile.r_used:
-                    ctx.set(dut.wr.mask, (1 << tile.c_phys) - 1)
-                    ctx.set(dut.wr.levels, [int(v) for v in tile.levels[r]] + [0] * (cfg.xbar_cols - tile.c_phys))
+                    ctx.set(wr.mask, (1 << tile.c_phys) - 1)
+                    ctx.set(wr.levels, [int(v) for v in tile.levels[r]] + [0] * (cfg.xbar_cols - tile.c_phys))
                     await ctx.tick()
-        ctx.set(dut.wr.en, 0)
+            ctx.set(wr.en, 0)
 
     async def back_to_back(self, ctx, items, n_out, extra=3, stop_after=None):
         """Offer ``items`` back to back with tsum always ready. Returns (handshake cycles, [(cycle, T)])."""
@@ -458,33 +458,33 @@ def test_reset_mid_sequence(name):
 
 
 def test_row_access_pass_through():
-    """rd/wr select one crossbar; a write to one crossbar leaves the other untouched."""
+    """rd[x]/wr[x] reach crossbar x only; two crossbars of one APU are written in the same cycle
+    (several write drivers per PE, §13.2), a masked write keeps the other cells."""
     cfg = preset("tiny")
     tb = Bench(cfg)
     dut = tb.dut
 
     async def bench(ctx):
-        ctx.set(dut.wr.en, 1)
-        for x, val in ((0, 1), (1, 2)):
-            ctx.set(dut.wr.xbar, x)
-            ctx.set(dut.wr.row, 7)
-            ctx.set(dut.wr.levels, [val] * 16)
-            ctx.set(dut.wr.mask, 0xFFFF)
-            await ctx.tick()
-        ctx.set(dut.wr.xbar, 0)
-        ctx.set(dut.wr.levels, [3] * 16)
-        ctx.set(dut.wr.mask, 0x00F0)
+        for x, val in ((0, 1), (1, 2)):  # both in one edge
+            ctx.set(dut.wr[x].en, 1)
+            ctx.set(dut.wr[x].row, 7)
+            ctx.set(dut.wr[x].levels, [val] * 16)
+            ctx.set(dut.wr[x].mask, 0xFFFF)
         await ctx.tick()
-        ctx.set(dut.wr.en, 0)
-        ctx.set(dut.wr.mask, 0xFFFF)  # en low: no write
+        ctx.set(dut.wr[1].en, 0)
+        ctx.set(dut.wr[0].levels, [3] * 16)
+        ctx.set(dut.wr[0].mask, 0x00F0)
         await ctx.tick()
-        ctx.set(dut.rd.row, 7)
-        ctx.set(dut.rd.xbar, 0)
-        assert [int(v) for v in ctx.get(dut.rd.levels)] == [1] * 4 + [3] * 4 + [1] * 8
-        ctx.set(dut.rd.xbar, 1)
-        assert [int(v) for v in ctx.get(dut.rd.levels)] == [2] * 16
-        ctx.set(dut.rd.row, 6)
-        assert [int(v) for v in ctx.get(dut.rd.levels)] == [0] * 16  # cold start
+        ctx.set(dut.wr[0].en, 0)
+        ctx.set(dut.wr[0].mask, 0xFFFF)  # en low: no write
+        await ctx.tick()
+        for x in (0, 1):
+            ctx.set(dut.rd[x].row, 7)
+        assert [int(v) for v in ctx.get(dut.rd[0].levels)] == [1] * 4 + [3] * 4 + [1] * 8
+        assert [int(v) for v in ctx.get(dut.rd[1].levels)] == [2] * 16
+        ctx.set(dut.rd[1].row, 6)
+        assert [int(v) for v in ctx.get(dut.rd[1].levels)] == [0] * 16  # cold start
+        assert [int(v) for v in ctx.get(dut.rd[0].levels)] == [1] * 4 + [3] * 4 + [1] * 8  # own row port
 
     tb.run(bench)
 
@@ -493,6 +493,6 @@ def test_row_access_pass_through():
 def test_verilog(blackbox):
     text = verilog.convert(Apu(cfg=preset("tiny"), blackbox=blackbox), name="apu", emit_src=False)
     for port in ("item__valid", "item__ready", "item__payload", "tsum__valid", "tsum__ready", "tsum__payload",
-                 "rd__xbar", "wr__en", "xbar_reads", "dac_activations", "adc_conversions"):
+                 "rd__0__row", "wr__1__en", "xbar_reads", "dac_activations", "adc_conversions"):
         assert port in text
     assert ("aras_xbar_macro" in text) == blackbox
