@@ -92,16 +92,15 @@ def qparam_read_signature() -> wiring.Signature:
 
 
 def exec_info_layout(cfg: Config) -> data.StructLayout:
-    """What the execute units see of the instruction at ``eptr`` (combinational, stable while it runs)."""
-    X = cfg.n_xbars
+    """What the execute units see of the instruction at ``eptr`` (combinational, stable while it runs);
+    the per-crossbar part is on the ``tiles`` / ``psum_base`` port arrays (one wide signal would pass
+    Amaranth's 65,536-bit limit at 256 crossbars)."""
     return data.StructLayout({
         "instr": isa.INSTR,
         "desc": isa.LAYER,
         "in0": isa.TENSOR,
         "in1": isa.TENSOR,
         "out": isa.TENSOR,
-        "tiles": data.ArrayLayout(isa.TILE, X),  # dense: entry x = crossbar x (format v2)
-        "psums": data.ArrayLayout(isa.TENSOR, X),  # psum tensor entry of crossbar x's block
         "batch": unsigned(16),
     })
 
@@ -165,6 +164,10 @@ class Controller(wiring.Component):
     exec_start : Out(1)
         High in E_start of the instruction described by ``info``.
     info : Out(exec_info_layout(cfg))
+    tiles : Out(isa.TILE) [n_xbars]
+        The COMPUTE's dense tile table (format v2): entry x is crossbar x's.
+    psum_base : Out(32) [n_xbars]
+        Base of the psum tensor of crossbar x's block (its tile entry's ``psum_tensor``).
     compute_done : In(1)
     vec_op : Out(stream of ``vector_unit.op_layout``); vector_done : In(1)
     host_req : Out(1); host_layer : Out(12); host_ack : In(1)
@@ -209,6 +212,8 @@ class Controller(wiring.Component):
             "wr_done": In(stream.Signature(wr_done_layout(cfg))).array(cfg.n_pe, D),
             "exec_start": Out(1),
             "info": Out(exec_info_layout(cfg)),
+            "tiles": Out(isa.TILE).array(cfg.n_xbars),
+            "psum_base": Out(32).array(cfg.n_xbars),
             "compute_done": In(1),
             "vec_op": Out(stream.Signature(op_layout())),
             "vector_done": In(1),
@@ -493,10 +498,10 @@ class Controller(wiring.Component):
             em.d.comb += cat.eq(Cat(*rows) >> (off[:5] << 3))
             return cat[:n * layout.size]
 
-        em.d.comb += info.tiles.as_value().eq(entries("tiles", cmp.tiles_ptr, isa.ENTRY_BYTES["tiles"], X, isa.TILE,
-                                                      "tiles"))
+        em.d.comb += Cat(self.tiles).eq(entries("tiles", cmp.tiles_ptr, isa.ENTRY_BYTES["tiles"], X, isa.TILE,
+                                                "tiles"))
         for x in range(X):
-            em.d.comb += info.psums[x].eq(tensor(info.tiles[x].psum_tensor, f"psum{x}", em))
+            em.d.comb += self.psum_base[x].eq(tensor(self.tiles[x].psum_tensor, f"psum{x}", em).base)
 
         evt_idx = Mux(op == isa.Opcode.COMPUTE, cmp.bank_evt, instr.vector.bank_evt)
         evt = isa.BANK_EVENT(read(base["bank_events"] + evt_idx - 1, "evt_row", em))
@@ -507,7 +512,7 @@ class Controller(wiring.Component):
 
         raw_ok = Signal()
         sub("raw").d.comb += raw_ok.eq(tree_reduce(lambda a, b: a & b, [
-            ~info.tiles[x].valid | (done_gen[x] >= info.tiles[x].need_gen) for x in range(X)]))
+            ~self.tiles[x].valid | (done_gen[x] >= self.tiles[x].need_gen) for x in range(X)]))
         valid_ptr = eptr < hdr.n_execs
         is_c, is_v, is_h = op == isa.Opcode.COMPUTE, op == isa.Opcode.VECTOR, op == isa.Opcode.HOST
         is_end = op == isa.Opcode.END
@@ -600,8 +605,9 @@ class Controller(wiring.Component):
 class ComputeEngine(wiring.Component):
     """Runs one COMPUTE round (docs/architecture.md §5, §6.3, §7.4, §10.3) on the PEs' APUs.
 
-    Started by ``start`` in ``E_start`` with the round described by ``info`` (stable until ``done``)
-    and the PEs' tile metadata ``meta``. The crossbar of tile entry k runs copy ``replica`` of its tile:
+    Started by ``start`` in ``E_start`` with the round described by ``info``, ``tiles`` and
+    ``psum_base`` (the controller's ports of those names, stable until ``done``) and the PEs' tile
+    metadata ``meta``. The crossbar of tile entry k runs copy ``replica`` of its tile:
     positions ``[q·⌈P/r⌉, min(P, (q+1)·⌈P/r⌉))``; all crossbars in lockstep over items (batch item,
     position, bit-plane 0 … 7).
 
@@ -653,6 +659,8 @@ class ComputeEngine(wiring.Component):
         super().__init__({
             "start": In(1),
             "info": In(exec_info_layout(cfg)),
+            "tiles": In(isa.TILE).array(X),
+            "psum_base": In(32).array(X),
             "meta": In(data.ArrayLayout(meta_layout(cfg), X)),
             "done": Out(1),
             "busy": Out(1),
@@ -705,8 +713,8 @@ class ComputeEngine(wiring.Component):
         st.d.comb += [desc.eq(info.desc), B.eq(info.batch), layer_id.eq(info.instr.head.layer),
                       replicas.eq(info.instr.compute.replicas), in_base.eq(info.in0.base),
                       in_item.eq(info.in0.item_bytes), out_base.eq(info.out.base), out_item.eq(info.out.item_bytes)]
-        st.d.comb += [tiles[x].eq(info.tiles[x]) for x in range(X)]
-        st.d.comb += [pbase[x].eq(info.psums[x].base) for x in range(X)]
+        st.d.comb += [tiles[x].eq(self.tiles[x]) for x in range(X)]
+        st.d.comb += [pbase[x].eq(self.psum_base[x]) for x in range(X)]
         P = desc.p
         per = Signal(32)
         st.d.comb += [per.eq((P + Mux(replicas == 0, 1, replicas) - 1) // Mux(replicas == 0, 1, replicas)),

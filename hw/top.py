@@ -34,8 +34,6 @@ Structural notes (all inside the spec's §13.2 simplifications): the compute eng
 vectors and restored partial sums through combinational Gbuffer word ports and writes outputs through
 one Gbuffer write port per output lane (disjoint byte enables may hit one word in one cycle); these
 ports are added to the Gbuffer's memory here. ``dram_in`` writes the DRAM unit's byte-lane memories.
-A PE's APU has one row-access port, so two write drivers may not program crossbars of the same APU
-at once (true for one driver per PE; see the report).
 """
 
 from __future__ import annotations
@@ -192,6 +190,8 @@ class Top(wiring.Component):
         w = sub("w_info")
         w.d.comb += [e.start.eq(c.exec_start & (c.info.instr.head.op == isa.Opcode.COMPUTE)),
                      e.info.eq(c.info), c.compute_done.eq(e.done)]
+        w.d.comb += [e.tiles[x].eq(c.tiles[x]) for x in range(cfg.n_xbars)]
+        w.d.comb += [e.psum_base[x].eq(c.psum_base[x]) for x in range(cfg.n_xbars)]
         w = sub("w_meta")
         for x in range(X):
             w.d.comb += e.meta[x].eq(self.pes[x // XP].meta[x % XP])
