@@ -7,9 +7,9 @@ COMPUTE part: item generation with the im2col input fetch, cross-tile accumulati
 ``datapath.Post`` and the output / partial-sum write-back, §5, §6.3, §7.4, §10.3).
 
 Scale: the dense tile table (format v2) makes the decoders O(crossbars); the remaining O(crossbars²)
-logic is the block accumulation's member masks (one wide adder per member). The engine still has
-one combinational Gbuffer port per crossbar row (§13.2's no-port-limit rule, literally), which is
-what keeps the ``paper`` top from elaborating in reasonable time (docs/architecture.md §3.14).
+logic is the block accumulation (each crossbar's ``BlockPost`` reads every crossbar's partial sums),
+emitted once as a shared unit. The engine has one combinational Gbuffer port per crossbar row and per
+restored lane (§13.2's no-port-limit rule, literally; docs/architecture.md §3.14).
 
 Run protocol (this defines §10.1's cycle 0 for the RTL)
 --------------------------------------------------------
@@ -616,7 +616,7 @@ class ComputeEngine(wiring.Component):
       of a position is read **combinationally** from the Gbuffer (``grd``, one word port per crossbar
       row: the §13.2 no-port-limit simplification; padding feeds ``zx``), so an input written by the
       previous instruction in its last cycle is used without a bubble.
-    - **Accumulate + post** (one ``datapath.Post`` per crossbar, used by the block's leader, the
+    - **Accumulate + post** (one ``block_post.BlockPost`` per crossbar, used by the block's leader, the
       lowest crossbar of each (gchunk, cchunk, copy)): in the cycle the PEs' decoded partial sums
       arrive (1 cycle after ``tsum``), the leader adds its block's tiles (no NoC cost, §13.1 #9) and,
       for pmode middle/last, the restored int32 partial sums (combinational Gbuffer reads); ``Post``
@@ -628,8 +628,8 @@ class ComputeEngine(wiring.Component):
 
     The round's structure comes from the dense tile table (format v2, §9.4): entry x names crossbar x's
     tile, copy, block leader (``lead``), pmode and psum tensor, so no logic searches across crossbars.
-    A leader's block sum adds the members' partial sums of all lanes at once (one wide adder per
-    member, lanes in carry-proof fields).
+    A leader's block sum is a masked sum, lane by lane, over every crossbar's partial sums (the member
+    mask is the transpose of the crossbars' one-hot ``lead``).
 
     Gbuffer access counting (§7.4): input streams (one per ``sleader``) and restores add their word
     counts to ``extra_reads``; output and spill write ports carry ``count`` when their word differs
@@ -681,14 +681,13 @@ class ComputeEngine(wiring.Component):
 
     def elaborate(self, platform):  # noqa: C901 (one pipeline, kept in one place)
 
-        from .datapath import Post
+        from .block_post import BlockPost
 
         m = Module()
         cfg = self._cfg
         X, R, cw, S = cfg.n_xbars, cfg.xbar_rows, cfg.weight_cols, cfg.slices
         XA = cfg.xbars_per_apu
         A = cfg.n_pe * cfg.apus_per_pe
-        WB = cfg.gbuf_word_bytes
         info, meta = self.info, self.meta
         is_lin = Signal()
 
@@ -725,13 +724,16 @@ class ComputeEngine(wiring.Component):
         xr = [tiles[x].t_row for x in range(X)]
         xc = [tiles[x].t_col for x in range(X)]
         xq = [tiles[x].replica for x in range(X)]
-        pmode = [tiles[x].pmode for x in range(X)]
         leader = [Signal(name=f"leader{x}") for x in range(X)]  # accumulates its block, runs its Post
         sleader = [Signal(name=f"sleader{x}") for x in range(X)]  # counts its (gchunk, rchunk, copy) stream
-        members = [Signal(X, name=f"members{x}") for x in range(X)]  # crossbars accumulating into x
+        # crossbars accumulating into x: crossbar y's one-hot ``lead``, transposed
+        lead_1h = [Signal(X, name=f"lead_1h{y}") for y in range(X)]
+        members = [Signal(X, name=f"members{x}") for x in range(X)]
         for x in range(X):
             st.d.comb += [leader[x].eq(in_round[x] & tiles[x].leader), sleader[x].eq(in_round[x] & tiles[x].sleader),
-                          members[x].eq(Cat(in_round[y] & (tiles[y].lead == x) for y in range(X)))]
+                          lead_1h[x].eq(Mux(in_round[x], Const(1, X) << tiles[x].lead, 0))]
+        for x in range(X):
+            st.d.comb += members[x].eq(Cat(lead_1h[y][x] for y in range(X)))
         rows = [Signal(range(R + 1), name=f"rows{x}") for x in range(X)]
         ncols = [Signal(range(cw + 1), name=f"ncols{x}") for x in range(X)]
         st.d.comb += [rows[x].eq(meta[x].rows) for x in range(X)]
@@ -835,102 +837,27 @@ class ComputeEngine(wiring.Component):
         with m.If(pv):
             m.d.sync += [pidx_o.eq(pidx_p), bb_o.eq(bb_p)]
 
-        restore_reads = [Signal(range(cw + 1), name=f"rreads{x}") for x in range(X)]
-        spill_words = [Signal(range(2 * cw + 1), name=f"swords{x}") for x in range(X)]
-        post_ops = []
-        # Block accumulation, all lanes in one adder per term: lane j of crossbar y sits in a field of
-        # F = 32 + bits(X) bits, wide enough for the sum of X int32 (as unsigned) without a carry into the
-        # next field; the low 32 bits of a field are the lane's int32 sum modulo 2^32.
-        F = 32 + X.bit_length()
-        acc_m = sub("accumulate")
-        packed = []
-        for y in range(X):
-            u = Signal(F * cw, name=f"packed{y}")
-            acc_m.d.comb += u.eq(Cat(*[Cat(self.psum[y].payload.v[j].as_unsigned(), Const(0, F - 32))
-                                       for j in range(cw)]))
-            packed.append(u)
+        # per crossbar: block accumulation, restore, Post and write-back (used when it leads its block)
+        obase = Signal(32)
+        m.d.comb += obase.eq(out_base + bb_o * out_item)
+        restore_reads, spill_words, post_ops = [], [], []
         for x in range(X):
+            bp = BlockPost(cfg=cfg)
+            place(m, f"block_post{x}", bp, "aras_block_post")
             pin = sub(f"postin{x}")
-            post = Post(cfg=cfg)
-            place(m, f"post{x}", post, "aras_post")
-            post_ops.append(post.post_ops)
-            pp = Signal(32, name=f"ppos{x}")
-            go = Signal(name=f"post_go{x}")
-            restore = Signal(name=f"restore{x}")
-            spill = Signal(name=f"spill{x}")
-            prow = Signal(32, name=f"prow{x}")
-            pin.d.comb += [pp.eq(xq[x] * per + pidx_p), go.eq(pv & leader[x] & (pp < P)),
-                           restore.eq((pmode[x] == 2) | (pmode[x] == 3)), spill.eq((pmode[x] == 1) | (pmode[x] == 2)),
-                           prow.eq(pbase[x] + (bb_p * P + pp) * ncols[x] * 4)]
-            part = post.part.payload
-            rcnt = []
-            prev_w = None
-            block_sum = Signal(F * cw + X.bit_length(), name=f"block_sum{x}")
-            acc_m.d.comb += block_sum.eq(tree_sum([Mux(members[x][y], packed[y], 0) for y in range(X)]))
+            pin.d.comb += [bp.members.eq(members[x]), bp.pv.eq(pv), bp.tile.eq(tiles[x]), bp.desc.eq(desc),
+                           bp.is_lin.eq(is_lin), bp.per.eq(per), bp.pidx_p.eq(pidx_p), bp.bb_p.eq(bb_p),
+                           bp.pidx_o.eq(pidx_o), bp.bb_o.eq(bb_o), bp.pbase.eq(pbase[x]), bp.obase.eq(obase),
+                           bp.ncols.eq(ncols[x]), bp.ch0.eq(ch0[x])]
+            pin.d.comb += [bp.psum[y].eq(self.psum[y].payload) for y in range(X)]
             for j in range(cw):
-                tot = block_sum[j * F:j * F + 32]
-                ra = prow + 4 * j
-                g = self.grd[port]
+                wiring.connect(pin, bp.grd[j], wiring.flipped(self.grd[port]))
+                wiring.connect(pin, bp.qp[j], wiring.flipped(self.qp[x * cw + j]))
+                wiring.connect(pin, bp.gwr[j], wiring.flipped(self.gwr[x * cw + j]))
                 port += 1
-                pin.d.comb += g.addr.eq(ra // WB)
-                if WB > 4:
-                    rv = g.data.word_select(((ra % WB) // 4)[:max(1, (WB // 4 - 1).bit_length())], 32).as_signed()
-                else:
-                    rv = g.data.as_signed()
-                pin.d.comb += part.psum[j].eq((tot + Mux(restore, rv, 0))[:32].as_signed())
-                qp = self.qp[x * cw + j]
-                pin.d.comb += qp.index.eq(desc.qparam_ptr + ch0[x] + j)
-                q = part.qp[j]
-                pin.d.comb += [q.bias.eq(qp.data.bias_hw), q.m.eq(qp.data.m), q.shift.eq(qp.data.shift),
-                               q.m_neg.eq(qp.data.m_neg), q.shift_neg.eq(qp.data.shift_neg)]
-                w = ra // WB
-                rcnt.append((j < ncols[x]) & (Const(1, 1) if prev_w is None else (w != prev_w)))
-                prev_w = w
-            pin.d.comb += [post.part.valid.eq(go), part.first.eq(1), part.last.eq(1), part.spill.eq(spill),
-                           part.n.eq(ncols[x]), post.zo.eq(desc.zo), post.act_min.eq(desc.act_min),
-                           post.act_max.eq(desc.act_max), post.neg_en.eq(desc.act_kind == isa.ActKind.LEAKY),
-                           post.out.ready.eq(1),
-                           restore_reads[x].eq(Mux(go & restore, tree_sum(rcnt), 0)),
-                           spill_words[x].eq(Mux(go, Mux(spill, ncols[x], 0) + Mux(restore, ncols[x], 0), 0))]
-
-            # write-back (Post output valid: the cycle after the beat)
-            wbk = sub(f"writeback{x}")
-            op_ = post.out.payload
-            po = Signal(32, name=f"opos{x}")
-            obase = Signal(32, name=f"obase{x}")
-            srow = Signal(32, name=f"srow{x}")
-            wbk.d.comb += [po.eq(xq[x] * per + pidx_o), obase.eq(out_base + bb_o * out_item),
-                           srow.eq(pbase[x] + (bb_o * P + po) * ncols[x] * 4)]
-            # §7.4 output stream: its last word is the previous lane's, or for lane 0 the word of the last
-            # channel of the previous output block in the round (``prev_ch``; none for ``out_first``)
-            def out_addr(ch, obase=obase, po=po):  # output byte of channel ch (sequence / CHW layout)
-                return obase + Mux(is_lin, po * desc.wo + ch, ch * P + po)
-
-            prev_sw = None
-            prev_ow = Signal(32, name=f"prev_oword{x}")
-            wbk.d.comb += prev_ow.eq(out_addr(tiles[x].prev_ch) // WB)
-            for j in range(cw):
-                wp = self.gwr[x * cw + j]
-                oa = Signal(32, name=f"oaddr{x}_{j}")
-                sa = Signal(32, name=f"saddr{x}_{j}")
-                en = Signal(name=f"wen{x}_{j}")
-                wbk.d.comb += [oa.eq(out_addr(ch0[x] + j)),
-                               sa.eq(srow + 4 * j), en.eq(post.out.valid & (j < ncols[x]))]
-                is_sp = op_.spill
-                lane = (oa % WB)[:max(1, (WB - 1).bit_length())]
-                slane = ((sa % WB) // 4)[:max(1, (WB // 4 - 1).bit_length())] if WB > 4 else Const(0, 1)
-                wbk.d.comb += [
-                    wp.en.eq(en),
-                    wp.addr.eq(Mux(is_sp, sa // WB, oa // WB)),
-                    wp.data.eq(Mux(is_sp, op_.acc[j].as_unsigned() << (slane * 32),
-                                   op_.q[j].as_unsigned() << (lane * 8))),
-                    wp.be.eq(Mux(is_sp, Const(0xF, WB) << (slane * 4), Const(1, WB) << lane)),
-                ]
-                sw, ow = sa // WB, oa // WB
-                s_first = Const(1, 1) if prev_sw is None else (sw != prev_sw)
-                o_first = (tiles[x].out_first | (ow != prev_ow)) if j == 0 else (ow != prev_ow)
-                wbk.d.comb += wp.count.eq(Mux(is_sp, s_first, o_first))
-                prev_sw, prev_ow = sw, ow
+            restore_reads.append(bp.restore_reads)
+            spill_words.append(bp.spill_words)
+            post_ops.append(bp.post_ops)
 
         m.d.comb += self.extra_reads.eq(input_reads + tree_sum(restore_reads))
         m.d.sync += self.psum_spill_words.eq(self.psum_spill_words + tree_sum(spill_words))

@@ -4,13 +4,18 @@
 byte enables. Byte address A lies in word ``A // W`` (byte lane ``A % W``, little endian inside the
 word) and bank ``A // gbuf_bank_bytes``. The banks are one Amaranth memory here: banking only matters
 for power gating (counted) — bank conflicts and port limits are not modelled (§13.2), so the number of
-ports is a constructor parameter.
+ports is a constructor parameter. While ``hw.shared.emitting`` is active (Verilog generation) the
+storage array is the behavioural module of ``hw/sram.py`` (same semantics; Amaranth's memory does not
+scale to the ``paper`` port count), otherwise an ``amaranth.lib.memory.Memory``.
 
 Interfaces (all in the ``sync`` domain)
 ---------------------------------------
 ``rd[k]`` (:data:`ReadPortSignature`, flipped): ``addr`` word address, ``en``, ``count``; ``data`` is
     the word one cycle after a cycle with ``en`` high (and holds while ``en`` is low). Reads return the
     memory contents before a same-cycle write (not transparent).
+``crd[k]`` (:func:`comb_read_signature`, flipped): ``addr`` word address; ``data`` = the word, in the
+    same cycle (combinational; the compute engine's input and restore reads, §13.2). Not counted (the
+    user reports its §7.4 count on ``extra_reads``).
 ``wr[k]`` (:data:`WritePortSignature`, flipped): ``addr``, ``data``, ``be`` (one bit per byte),
     ``en``, ``count``; the enabled bytes are written at the clock edge. Two write ports writing the same
     word in one cycle is undefined (no unit does it).
@@ -30,13 +35,16 @@ The memory is not cleared by reset. Backdoor: ``init`` (bytes) at construction, 
 :meth:`Gbuffer.backdoor_write` / :meth:`Gbuffer.backdoor_read` from an Amaranth testbench.
 """
 
-from amaranth import Module, unsigned
+from amaranth import ClockSignal, Instance, Module, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from aras.config import Config
 
+from . import shared, sram
 from .tree import tree_sum
+
+STORAGE_MODULE = "aras_gbuf_storage"
 
 
 def comb_read_signature(cfg: Config) -> wiring.Signature:
@@ -86,16 +94,20 @@ class Gbuffer(wiring.Component):
         Reads ``gbuf_banks``, ``gbuf_bank_bytes``, ``gbuf_word_bytes``.
     read_ports, write_ports : int
         Number of ports (≥ 1).
+    comb_ports : int
+        Number of combinational read ports ``crd`` (≥ 0).
     init : bytes
         Initial contents from byte address 0 (the rest is 0); not re-applied by reset.
     """
 
-    def __init__(self, *, cfg: Config, read_ports: int = 1, write_ports: int = 1, init: bytes = b""):
+    def __init__(self, *, cfg: Config, read_ports: int = 1, write_ports: int = 1, comb_ports: int = 0,
+                 init: bytes = b""):
         if not isinstance(cfg, Config):
             raise TypeError(f"Gbuffer: cfg must be an aras.config.Config, not {type(cfg).__name__}")
-        for name, v in (("read_ports", read_ports), ("write_ports", write_ports)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"Gbuffer: {name} must be an integer >= 1, not {v!r}")
+        for name, v, lo in (("read_ports", read_ports, 1), ("write_ports", write_ports, 1),
+                            ("comb_ports", comb_ports, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"Gbuffer: {name} must be an integer >= {lo}, not {v!r}")
         init = bytes(init)
         if len(init) > cfg.gbuf_bytes:
             raise ValueError(f"Gbuffer: init has {len(init)} bytes, the buffer only {cfg.gbuf_bytes} "
@@ -103,12 +115,14 @@ class Gbuffer(wiring.Component):
         self._cfg = cfg
         self._n_rd = read_ports
         self._n_wr = write_ports
+        self._n_crd = comb_ports
         wb = cfg.gbuf_word_bytes
         padded = init + bytes(-len(init) % wb)
-        words = [int.from_bytes(padded[k:k + wb], "little") for k in range(0, len(padded), wb)]
-        self._mem = memory.Memory(shape=unsigned(8 * wb), depth=_words(cfg), init=words)
+        self._init = [int.from_bytes(padded[k:k + wb], "little") for k in range(0, len(padded), wb)]
+        self._mem = memory.Memory(shape=unsigned(8 * wb), depth=_words(cfg), init=self._init)
         super().__init__({
             "rd": In(ReadPortSignature(cfg)).array(read_ports),
+            "crd": In(comb_read_signature(cfg)).array(comb_ports),
             "wr": In(WritePortSignature(cfg)).array(write_ports),
             "bank_on": In(cfg.gbuf_banks),
             "extra_reads": In(32),
@@ -135,16 +149,22 @@ class Gbuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = self._mem
         wb = self._cfg.gbuf_word_bytes
-        for k in range(self._n_rd):
-            p = mem.read_port(domain="sync")
-            m.d.comb += [p.addr.eq(self.rd[k].addr), p.en.eq(self.rd[k].en), self.rd[k].data.eq(p.data)]
-        for k in range(self._n_wr):
-            p = mem.write_port(domain="sync", granularity=8)
-            en = self.wr[k].en
-            m.d.comb += [p.addr.eq(self.wr[k].addr), p.data.eq(self.wr[k].data),
-                         p.en.eq(self.wr[k].be & en.replicate(wb))]
+        if shared.library() is not None:
+            self._storage_instance(m)
+        else:
+            m.submodules.mem = mem = self._mem
+            for k in range(self._n_rd):
+                p = mem.read_port(domain="sync")
+                m.d.comb += [p.addr.eq(self.rd[k].addr), p.en.eq(self.rd[k].en), self.rd[k].data.eq(p.data)]
+            for k in range(self._n_crd):
+                p = mem.read_port(domain="comb")
+                m.d.comb += [p.addr.eq(self.crd[k].addr), self.crd[k].data.eq(p.data)]
+            for k in range(self._n_wr):
+                p = mem.write_port(domain="sync", granularity=8)
+                en = self.wr[k].en
+                m.d.comb += [p.addr.eq(self.wr[k].addr), p.data.eq(self.wr[k].data),
+                             p.en.eq(self.wr[k].be & en.replicate(wb))]
         reads = tree_sum([self.rd[k].en & self.rd[k].count for k in range(self._n_rd)] + [self.extra_reads])
         writes = tree_sum([self.wr[k].en & self.wr[k].count for k in range(self._n_wr)])
         active = tree_sum(list(self.bank_on))
@@ -154,6 +174,25 @@ class Gbuffer(wiring.Component):
             self.gbuf_active_bank_cycles.eq(self.gbuf_active_bank_cycles + active),
         ]
         return m
+
+    def _storage_instance(self, m) -> None:
+        """The storage array as an instance of ``hw.sram``'s module, added to the emitting library."""
+        self._mem._MustUse__silence = True  # replaced by the instance
+        cfg, wb = self._cfg, self._cfg.gbuf_word_bytes
+        text = sram.storage_sv(STORAGE_MODULE, depth=_words(cfg), width=8 * wb, n_rd=self._n_rd,
+                               n_crd=self._n_crd, n_wr=self._n_wr, init=self._init)
+        lib = shared.library()
+        if lib.setdefault(STORAGE_MODULE, text) != text:
+            raise ValueError(f"Gbuffer: two Gbuffers of different shape in one design ({STORAGE_MODULE})")
+        names = sram.port_names(self._n_rd, self._n_crd, self._n_wr)
+        kw = {"i_clk": ClockSignal()}
+        for p, (ad, en, d) in zip(self.rd, names["rd"], strict=True):
+            kw.update({f"i_{ad}": p.addr, f"i_{en}": p.en, f"o_{d}": p.data})
+        for p, (ad, d) in zip(self.crd, names["crd"], strict=True):
+            kw.update({f"i_{ad}": p.addr, f"o_{d}": p.data})
+        for p, (ad, d, be) in zip(self.wr, names["wr"], strict=True):
+            kw.update({f"i_{ad}": p.addr, f"i_{d}": p.data, f"i_{be}": p.be & p.en.replicate(wb)})
+        m.submodules.storage = Instance(STORAGE_MODULE, **kw)
 
     # ---------------------------------------------------------------- testbench backdoor
     def backdoor_write(self, ctx, addr: int, data: bytes) -> None:

@@ -18,7 +18,7 @@ import re
 from amaranth.hdl import ClockSignal, Instance, ResetSignal, Value
 from amaranth.lib import wiring
 
-__all__ = ["emitting", "place"]
+__all__ = ["emitting", "library", "place"]
 
 _LIBRARY: contextvars.ContextVar[dict | None] = contextvars.ContextVar("aras_shared_modules", default=None)
 
@@ -32,6 +32,12 @@ def emitting():
         yield lib
     finally:
         _LIBRARY.reset(token)
+
+
+def library() -> dict[str, str] | None:
+    """The module library of the active :func:`emitting` (name → SystemVerilog), else None: units
+    that emit a module of their own text (``hw.sram``) add it here."""
+    return _LIBRARY.get()
 
 
 def _port_name(path) -> str:

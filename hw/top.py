@@ -32,8 +32,8 @@ Ports
 
 Structural notes (all inside the spec's §13.2 simplifications): the compute engine reads the input
 vectors and restored partial sums through combinational Gbuffer word ports and writes outputs through
-one Gbuffer write port per output lane (disjoint byte enables may hit one word in one cycle); these
-ports are added to the Gbuffer's memory here. ``dram_in`` writes the DRAM unit's byte-lane memories.
+one Gbuffer write port per output lane (disjoint byte enables may hit one word in one cycle): the
+Gbuffer's ``crd`` and ``wr`` ports. ``dram_in`` writes the DRAM unit's byte-lane memories.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ class Top(wiring.Component):
         self.engine = ComputeEngine(cfg=cfg)
         self.vector = VectorUnit(cfg=cfg)
         self._wr_out = X * cw  # Gbuffer write ports: engine lanes, vector unit (2), act_in
-        self.gbuffer = Gbuffer(cfg=cfg, read_ports=2 * lanes + 1, write_ports=X * cw + 3, init=gbuf_init)
+        self.gbuffer = Gbuffer(cfg=cfg, read_ports=2 * lanes + 1, write_ports=X * cw + 3,
+                               comb_ports=len(self.engine.grd), init=gbuf_init)
         self._max_layers = max_layers
         nl = self.dram._nl
         words = cfg.gbuf_bytes // cfg.gbuf_word_bytes
@@ -206,11 +207,9 @@ class Top(wiring.Component):
         w = sub("w_gwr")
         for k in range(X * cw):
             wiring.connect(w, e.gwr[k], g.wr[k])
-        mem = g._mem  # combinational word reads of the compute engine (§13.2: no port limits)
-        w = sub("w_grd")
-        for port in e.grd:
-            rp = mem.read_port(domain="comb")
-            w.d.comb += [rp.addr.eq(port.addr), port.data.eq(rp.data)]
+        w = sub("w_grd")  # combinational word reads of the compute engine (§13.2: no port limits)
+        for k in range(len(e.grd)):
+            wiring.connect(w, e.grd[k], g.crd[k])
         w = sub("w_vector")
         wiring.connect(w, c.vec_op, v.op)
         w.d.comb += c.vector_done.eq(v.done)

@@ -78,7 +78,7 @@ class Gbuf:
     layer probe: the memory is only written at clock edges, so reads between edges are stable)."""
 
     def __init__(self, dut, cfg):
-        self.mem, self.wb = dut.gbuffer.mem, cfg.gbuf_word_bytes
+        self.mem, self.wb = dut.gbuffer.storage.mem, cfg.gbuf_word_bytes  # hw/sram.py's array
 
     def read(self, addr: int, n: int) -> bytes:
         wb = self.wb

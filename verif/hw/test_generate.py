@@ -62,6 +62,8 @@ def test_aras_verilog_tiny_top_is_lint_clean(tmp_path, blackbox, capsys):
     cfg = preset("tiny")
     sfx = "_bb" if blackbox else ""
     for module, copies in ((f"aras_pe{sfx}", cfg.n_pe), (f"aras_apu{sfx}", cfg.apus_per_pe),
-                           ("aras_input_fetch", cfg.n_xbars), ("aras_post", cfg.n_xbars)):
+                           ("aras_input_fetch", cfg.n_xbars), ("aras_block_post", cfg.n_xbars),
+                           ("aras_post", 1),  # inside aras_block_post
+                           ("aras_gbuf_storage", 1)):  # hw/sram.py
         assert len(re.findall(rf"^module {module}\(", sv, re.M)) == 1, module
         assert len(re.findall(rf"^\s*{module} \S+ \(", sv, re.M)) == copies, module

@@ -1,0 +1,187 @@
+"""``block_post``: the post path of one crossbar of the compute engine (docs/architecture.md §6.3, §7.4,
+§10.3), one per crossbar, active when the crossbar leads its block in the round.
+
+In the cycle the PEs' decoded partial sums arrive (``pv``), the leader adds the partial sums of its
+block's members (``members``: crossbar y adds into this one; cross-PE reduction is free, §13.2) and,
+for pmode middle/last, the restored int32 partial sums (one combinational Gbuffer word port per lane,
+``grd``), all modulo 2^32; a ``datapath.Post`` adds the bias and requantizes, or passes the raw sum for
+a spill (pmode first/middle). In the next cycle (Post's output) lane j writes its int8 output (CHW /
+sequence layout) or its int32 spill through write port ``gwr[j]``.
+
+§7.4 counting: the restore stream counts a word whenever a used lane's word differs from the previous
+lane's (``restore_reads``, the cycle of the beat); the spill stream likewise (``count`` of ``gwr``);
+the output stream's lane 0 compares with the word of ``prev_ch``, the previous output block's last
+channel (none for ``out_first``). ``spill_words`` = int32 words spilled plus restored (§11).
+
+A unit of its own so that generation emits it once (``hw.shared``): its block sum reads every
+crossbar's partial sums, which is O(crossbars) per crossbar — O(crossbars²) in all, the price of an
+arbitrary tile placement with a free single-cycle reduction.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from aras import isa
+from aras.config import Config
+
+from .controller import qparam_read_signature
+from .datapath import Post, psum_layout
+from .gbuffer import WritePortSignature, comb_read_signature
+from .shared import place
+from .tree import tree_sum
+
+__all__ = ["BlockPost"]
+
+
+class BlockPost(wiring.Component):
+    """Post path of one crossbar (see the module docstring).
+
+    Attributes (ports)
+    ------------------
+    psum : In(datapath.psum_layout) [n_xbars]
+        Every crossbar's decoded partial sums (valid with ``pv``).
+    members : In(n_xbars)
+        Bit y: crossbar y belongs to this crossbar's block (in the round, ``lead`` = this crossbar).
+    pv : In(1)
+        The partial sums of a position arrive this cycle.
+    tile : In(isa.TILE)
+        This crossbar's dense tile-table entry (``valid``, ``leader``, ``pmode``, ``replica``,
+        ``out_first``, ``prev_ch``).
+    desc : In(isa.LAYER); is_lin : In(1)
+    per : In(32)
+        Positions per copy.
+    pidx_p, bb_p : In
+        Position index (within the copy) and batch item of the arriving partial sums.
+    pidx_o, bb_o : In
+        The same, registered: the beat being written back.
+    pbase : In(32)
+        Byte base of the block's psum tensor.
+    obase : In(32)
+        Byte base of the output tensor's batch item ``bb_o``.
+    ncols, ch0 : In
+        Weight columns used and first output channel of this crossbar's tile.
+    grd : Out(gbuffer.comb_read_signature) [weight_cols]; qp : Out(qparam_read_signature) [weight_cols];
+    gwr : Out(gbuffer.WritePortSignature) [weight_cols]
+    restore_reads : Out(range(cw + 1)); spill_words : Out(range(2·cw + 1)); post_ops : Out(64)
+    """
+
+    def __init__(self, *, cfg: Config):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"BlockPost: cfg must be an aras.config.Config, not {cfg!r}")
+        self._cfg = cfg
+        X, cw = cfg.n_xbars, cfg.weight_cols
+        super().__init__({
+            "psum": In(psum_layout(cfg)).array(X),
+            "members": In(X),
+            "pv": In(1),
+            "tile": In(isa.TILE),
+            "desc": In(isa.LAYER),
+            "is_lin": In(1),
+            "per": In(32),
+            "pidx_p": In(32),
+            "bb_p": In(16),
+            "pidx_o": In(32),
+            "bb_o": In(16),
+            "pbase": In(32),
+            "obase": In(32),
+            "ncols": In(range(cw + 1)),
+            "ch0": In(16),
+            "grd": Out(comb_read_signature(cfg)).array(cw),
+            "qp": Out(qparam_read_signature()).array(cw),
+            "gwr": Out(WritePortSignature(cfg)).array(cw),
+            "restore_reads": Out(range(cw + 1)),
+            "spill_words": Out(range(2 * cw + 1)),
+            "post_ops": Out(64),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        X, cw, WB = cfg.n_xbars, cfg.weight_cols, cfg.gbuf_word_bytes
+        desc, tile, ncols = self.desc, self.tile, self.ncols
+        P = desc.p
+        post = Post(cfg=cfg)
+        place(m, "post", post, "aras_post")
+        m.d.comb += self.post_ops.eq(post.post_ops)
+
+        # ---- the beat: block sum, restore, qparams
+        pp = Signal(32)
+        go = Signal()
+        restore = Signal()
+        spill = Signal()
+        prow = Signal(32)
+        m.d.comb += [pp.eq(tile.replica * self.per + self.pidx_p),
+                     go.eq(self.pv & tile.valid & tile.leader & (pp < P)),
+                     restore.eq((tile.pmode == 2) | (tile.pmode == 3)), spill.eq((tile.pmode == 1) | (tile.pmode == 2)),
+                     prow.eq(self.pbase + (self.bb_p * P + pp) * ncols * 4)]
+        part = post.part.payload
+        rcnt = []
+        prev_w = None
+        for j in range(cw):
+            tot = Signal(32, name=f"block_sum{j}")
+            m.d.comb += tot.eq(tree_sum([Mux(self.members[y], self.psum[y].v[j], 0) for y in range(X)]))
+            ra = prow + 4 * j
+            g = self.grd[j]
+            m.d.comb += g.addr.eq(ra // WB)
+            if WB > 4:
+                rv = g.data.word_select(((ra % WB) // 4)[:max(1, (WB // 4 - 1).bit_length())], 32)
+            else:
+                rv = g.data
+            m.d.comb += part.psum[j].eq((tot + Mux(restore, rv, 0))[:32].as_signed())
+            qp = self.qp[j]
+            m.d.comb += qp.index.eq(desc.qparam_ptr + self.ch0 + j)
+            q = part.qp[j]
+            m.d.comb += [q.bias.eq(qp.data.bias_hw), q.m.eq(qp.data.m), q.shift.eq(qp.data.shift),
+                         q.m_neg.eq(qp.data.m_neg), q.shift_neg.eq(qp.data.shift_neg)]
+            w = ra // WB
+            rcnt.append((j < ncols) & (Const(1, 1) if prev_w is None else (w != prev_w)))
+            prev_w = w
+        m.d.comb += [post.part.valid.eq(go), part.first.eq(1), part.last.eq(1), part.spill.eq(spill),
+                     part.n.eq(ncols), post.zo.eq(desc.zo), post.act_min.eq(desc.act_min),
+                     post.act_max.eq(desc.act_max), post.neg_en.eq(desc.act_kind == isa.ActKind.LEAKY),
+                     post.out.ready.eq(1),
+                     self.restore_reads.eq(Mux(go & restore, tree_sum(rcnt), 0)),
+                     self.spill_words.eq(Mux(go, Mux(spill, ncols, 0) + Mux(restore, ncols, 0), 0))]
+
+        # ---- write-back (Post's output is valid the cycle after the beat)
+        op_ = post.out.payload
+        po = Signal(32)
+        srow = Signal(32)
+        m.d.comb += [po.eq(tile.replica * self.per + self.pidx_o),
+                     srow.eq(self.pbase + (self.bb_o * P + po) * ncols * 4)]
+
+        def out_addr(ch):  # output byte of channel ch (sequence / CHW layout)
+            return self.obase + Mux(self.is_lin, po * desc.wo + ch, ch * P + po)
+
+        # §7.4 output stream: its last word is the previous lane's, or for lane 0 the word of the last
+        # channel of the previous output block in the round (``prev_ch``; none for ``out_first``)
+        prev_sw = None
+        prev_ow = Signal(32)
+        m.d.comb += prev_ow.eq(out_addr(tile.prev_ch) // WB)
+        for j in range(cw):
+            wp = self.gwr[j]
+            oa = Signal(32, name=f"oaddr{j}")
+            sa = Signal(32, name=f"saddr{j}")
+            m.d.comb += [oa.eq(out_addr(self.ch0 + j)), sa.eq(srow + 4 * j)]
+            is_sp = op_.spill
+            lane = (oa % WB)[:max(1, (WB - 1).bit_length())]
+            slane = ((sa % WB) // 4)[:max(1, (WB // 4 - 1).bit_length())] if WB > 4 else Const(0, 1)
+            m.d.comb += [
+                wp.en.eq(post.out.valid & (j < ncols)),
+                wp.addr.eq(Mux(is_sp, sa // WB, oa // WB)),
+                wp.data.eq(Mux(is_sp, op_.acc[j].as_unsigned() << (slane * 32), op_.q[j].as_unsigned() << (lane * 8))),
+                wp.be.eq(Mux(is_sp, Const(0xF, WB) << (slane * 4), Const(1, WB) << lane)),
+            ]
+            sw, ow = sa // WB, oa // WB
+            s_first = Const(1, 1) if prev_sw is None else (sw != prev_sw)
+            o_first = (tile.out_first | (ow != prev_ow)) if j == 0 else (ow != prev_ow)
+            m.d.comb += wp.count.eq(Mux(is_sp, s_first, o_first))
+            prev_sw, prev_ow = sw, ow
+        return m
