@@ -63,7 +63,7 @@ class BlockPost(wiring.Component):
         Byte base of the output tensor's batch item ``bb_o``.
     ncols, ch0 : In
         Weight columns used and first output channel of this crossbar's tile.
-    grd : Out(gbuffer.comb_read_signature) [weight_cols]; qp : Out(qparam_read_signature) [weight_cols];
+    grd : Out(gbuffer.comb_read_signature(cfg, 4)) [weight_cols]; qp : Out(qparam_read_signature) [weight_cols];
     gwr : Out(gbuffer.WritePortSignature) [weight_cols]
     restore_reads : Out(range(cw + 1)); spill_words : Out(range(2·cw + 1)); post_ops : Out(64)
     """
@@ -89,7 +89,7 @@ class BlockPost(wiring.Component):
             "obase": In(32),
             "ncols": In(range(cw + 1)),
             "ch0": In(16),
-            "grd": Out(comb_read_signature(cfg)).array(cw),
+            "grd": Out(comb_read_signature(cfg, 4)).array(cw),
             "qp": Out(qparam_read_signature()).array(cw),
             "gwr": Out(WritePortSignature(cfg)).array(cw),
             "restore_reads": Out(range(cw + 1)),
@@ -128,13 +128,8 @@ class BlockPost(wiring.Component):
             tot = Signal(32, name=f"block_sum{j}")
             m.d.comb += tot.eq(tree_sum([Mux(self.members[y], self.psum[y].v[j], 0) for y in range(X)]))
             ra = prow + 4 * j
-            g = self.grd[j]
-            m.d.comb += g.addr.eq(ra // WB)
-            if WB > 4:
-                rv = g.data.word_select(((ra % WB) // 4)[:max(1, (WB // 4 - 1).bit_length())], 32)
-            else:
-                rv = g.data
-            m.d.comb += part.psum[j].eq((tot + Mux(restore, rv, 0))[:32].as_signed())
+            m.d.comb += [self.grd[j].addr.eq(ra),
+                         part.psum[j].eq((tot + Mux(restore, self.grd[j].data, 0))[:32].as_signed())]
             qp = self.qp[j]
             m.d.comb += qp.index.eq(desc.qparam_ptr + self.ch0 + j)
             q = part.qp[j]

@@ -61,6 +61,8 @@ Debug trace (``debug=True``, simulation): memories indexed by write-stream index
 
 from __future__ import annotations
 
+import math
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -494,9 +496,18 @@ class Controller(wiring.Component):
             em.d.comb += off.eq(ptr * size)
             nrows = -(-(n * size) // isa.WORD_BYTES) + 1
             rows = [read(base[sec] + (off >> 5) + k, f"{name}_row{k}", em) for k in range(nrows)]
-            cat = Signal(nrows * ROW_BITS, name=f"{name}_cat")
-            em.d.comb += cat.eq(Cat(*rows) >> (off[:5] << 3))
-            return cat[:n * layout.size]
+            # entries start at multiples of gcd(size, row) bytes in a row: select among those static
+            # slices (a variable shift of the whole table would cost Amaranth's comb-loop check
+            # (table bits)² at 256 crossbars)
+            raw = Cat(*rows)
+            step = math.gcd(size, isa.WORD_BYTES)
+            bits = n * layout.size
+            cat = Signal(bits, name=f"{name}_cat")
+            with em.Switch(off[:5]):
+                for b in range(0, isa.WORD_BYTES, step):
+                    with em.Case(b):
+                        em.d.comb += cat.eq(raw[8 * b:8 * b + bits])
+            return cat
 
         em.d.comb += Cat(self.tiles).eq(entries("tiles", cmp.tiles_ptr, isa.ENTRY_BYTES["tiles"], X, isa.TILE,
                                                 "tiles"))
@@ -613,7 +624,7 @@ class ComputeEngine(wiring.Component):
 
     - **Items**: from ``E_start`` on, one item for every APU, back to back (the APUs accept every
       ``max(T_mvm, cols_per_adc)`` cycles). Item 0 is offered in ``E_start`` itself: the input vector
-      of a position is read **combinationally** from the Gbuffer (``grd``, one word port per crossbar
+      of a position is read **combinationally** from the Gbuffer (``grd8``, one byte port per crossbar
       row: the §13.2 no-port-limit simplification; padding feeds ``zx``), so an input written by the
       previous instruction in its last cycle is used without a bubble.
     - **Accumulate + post** (one ``block_post.BlockPost`` per crossbar, used by the block's leader, the
@@ -666,7 +677,8 @@ class ComputeEngine(wiring.Component):
             "busy": Out(1),
             "item": Out(stream.Signature(item_layout(cfg))).array(A),
             "psum": In(stream.Signature(psum_layout(cfg))).array(X),
-            "grd": Out(comb_read_signature(cfg)).array(X * R + X * cw),
+            "grd8": Out(comb_read_signature(cfg, 1)).array(X * R),
+            "grd32": Out(comb_read_signature(cfg, 4)).array(X * cw),
             "gwr": Out(WritePortSignature(cfg)).array(X * cw),
             "qp": Out(qparam_read_signature()).array(X * cw),
             "extra_reads": Out(32),
@@ -731,7 +743,7 @@ class ComputeEngine(wiring.Component):
         members = [Signal(X, name=f"members{x}") for x in range(X)]
         for x in range(X):
             st.d.comb += [leader[x].eq(in_round[x] & tiles[x].leader), sleader[x].eq(in_round[x] & tiles[x].sleader),
-                          lead_1h[x].eq(Mux(in_round[x], Const(1, X) << tiles[x].lead, 0))]
+                          lead_1h[x].eq(Cat(in_round[x] & (tiles[x].lead == y) for y in range(X)))]
         for x in range(X):
             st.d.comb += members[x].eq(Cat(lead_1h[y][x] for y in range(X)))
         rows = [Signal(range(R + 1), name=f"rows{x}") for x in range(X)]
@@ -785,7 +797,6 @@ class ComputeEngine(wiring.Component):
         ibase = Signal(32)
         m.d.comb += ibase.eq(in_base + bb * in_item)
         run_x, vals, reads = [], [], []
-        port = 0
         for x in range(X):
             fetch = InputFetch(cfg=cfg)
             place(m, f"fetch{x}", fetch, "aras_input_fetch")
@@ -794,8 +805,7 @@ class ComputeEngine(wiring.Component):
                          fetch.pos.eq(xq[x] * per + pidx), fetch.in_round.eq(in_round[x]), fetch.g.eq(xg[x]),
                          fetch.r.eq(xr[x]), fetch.rows.eq(rows[x]), fetch.count.eq(sleader[x])]
             for k in range(R):
-                f.d.comb += [self.grd[port].addr.eq(fetch.grd[k].addr), fetch.grd[k].data.eq(self.grd[port].data)]
-                port += 1
+                wiring.connect(f, fetch.grd[k], wiring.flipped(self.grd8[x * R + k]))
             run_x.append(fetch.run)
             vals.append(fetch.x)
             reads.append(fetch.reads)
@@ -851,10 +861,9 @@ class ComputeEngine(wiring.Component):
                            bp.ncols.eq(ncols[x]), bp.ch0.eq(ch0[x])]
             pin.d.comb += [bp.psum[y].eq(self.psum[y].payload) for y in range(X)]
             for j in range(cw):
-                wiring.connect(pin, bp.grd[j], wiring.flipped(self.grd[port]))
+                wiring.connect(pin, bp.grd[j], wiring.flipped(self.grd32[x * cw + j]))
                 wiring.connect(pin, bp.qp[j], wiring.flipped(self.qp[x * cw + j]))
                 wiring.connect(pin, bp.gwr[j], wiring.flipped(self.gwr[x * cw + j]))
-                port += 1
             restore_reads.append(bp.restore_reads)
             spill_words.append(bp.spill_words)
             post_ops.append(bp.post_ops)

@@ -48,7 +48,8 @@ class InputFetch(wiring.Component):
         The input vector (``zx`` where padded or unused).
     reads : Out(range(R + 1))
         Word accesses of this position's stream (0 unless ``count`` and ``run``).
-    grd : Out(gbuffer.comb_read_signature) [R]
+    grd : Out(gbuffer.comb_read_signature(cfg, 1)) [R]
+        Byte reads, one per row.
     """
 
     def __init__(self, *, cfg: Config):
@@ -69,7 +70,7 @@ class InputFetch(wiring.Component):
             "run": Out(1),
             "x": Out(data.ArrayLayout(unsigned(8), R)),
             "reads": Out(range(R + 1)),
-            "grd": Out(comb_read_signature(cfg)).array(R),
+            "grd": Out(comb_read_signature(cfg, 1)).array(R),
         })
 
     def elaborate(self, platform):
@@ -104,10 +105,7 @@ class InputFetch(wiring.Component):
             valid = Signal(name=f"valid{k}")
             m.d.comb += [addr.eq(Mux(self.is_lin, a_lin, a_conv)),
                          valid.eq((k < self.rows) & (self.is_lin | inside))]
-            g = self.grd[k]
-            m.d.comb += g.addr.eq(addr // WB)
-            byte = g.data.word_select((addr % WB)[:max(1, (WB - 1).bit_length())], 8)
-            m.d.comb += self.x[k].eq(Mux(valid, byte, desc.zx.as_unsigned()))
+            m.d.comb += [self.grd[k].addr.eq(addr), self.x[k].eq(Mux(valid, self.grd[k].data, desc.zx.as_unsigned()))]
             words.append(addr // WB)
             valids.append(valid)
         # §7.4 input stream: a word access whenever a valid row's word differs from the last one

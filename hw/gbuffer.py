@@ -13,9 +13,10 @@ Interfaces (all in the ``sync`` domain)
 ``rd[k]`` (:data:`ReadPortSignature`, flipped): ``addr`` word address, ``en``, ``count``; ``data`` is
     the word one cycle after a cycle with ``en`` high (and holds while ``en`` is low). Reads return the
     memory contents before a same-cycle write (not transparent).
-``crd[k]`` (:func:`comb_read_signature`, flipped): ``addr`` word address; ``data`` = the word, in the
-    same cycle (combinational; the compute engine's input and restore reads, §13.2). Not counted (the
-    user reports its §7.4 count on ``extra_reads``).
+``crd8[k]`` / ``crd32[k]`` (:func:`comb_read_signature` of 1 / 4 bytes, flipped): ``addr`` byte address
+    (4-aligned for ``crd32``); ``data`` = the byte / the int32 there, in the same cycle (combinational;
+    the compute engine's input-vector and psum-restore reads, §13.2). Not counted (the user reports
+    its §7.4 count on ``extra_reads``).
 ``wr[k]`` (:data:`WritePortSignature`, flipped): ``addr``, ``data``, ``be`` (one bit per byte),
     ``en``, ``count``; the enabled bytes are written at the clock edge. Two write ports writing the same
     word in one cycle is undefined (no unit does it).
@@ -35,7 +36,7 @@ The memory is not cleared by reset. Backdoor: ``init`` (bytes) at construction, 
 :meth:`Gbuffer.backdoor_write` / :meth:`Gbuffer.backdoor_read` from an Amaranth testbench.
 """
 
-from amaranth import ClockSignal, Instance, Module, unsigned
+from amaranth import Cat, ClockSignal, Instance, Module, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,11 +48,10 @@ from .tree import tree_sum
 STORAGE_MODULE = "aras_gbuf_storage"
 
 
-def comb_read_signature(cfg: Config) -> wiring.Signature:
-    """Combinational Gbuffer word read, seen from the user: ``addr`` (word) out, ``data`` back (§13.2:
-    the compute engine's ports; the top adds them to the Gbuffer memory)."""
-    words = cfg.gbuf_bytes // cfg.gbuf_word_bytes
-    return wiring.Signature({"addr": Out(max(1, (words - 1).bit_length())), "data": In(8 * cfg.gbuf_word_bytes)})
+def comb_read_signature(cfg: Config, nbytes: int) -> wiring.Signature:
+    """Combinational Gbuffer read of ``nbytes`` (1 or 4) bytes, seen from the user: ``addr`` (byte
+    address, aligned to ``nbytes``) out, ``data`` back (§13.2: the compute engine's ports)."""
+    return wiring.Signature({"addr": Out(max(1, (cfg.gbuf_bytes - 1).bit_length())), "data": In(8 * nbytes)})
 
 __all__ = ["Gbuffer", "ReadPortSignature", "WritePortSignature", "comb_read_signature"]
 
@@ -94,18 +94,18 @@ class Gbuffer(wiring.Component):
         Reads ``gbuf_banks``, ``gbuf_bank_bytes``, ``gbuf_word_bytes``.
     read_ports, write_ports : int
         Number of ports (≥ 1).
-    comb_ports : int
-        Number of combinational read ports ``crd`` (≥ 0).
+    comb8_ports, comb32_ports : int
+        Number of combinational byte / int32 read ports ``crd8`` / ``crd32`` (≥ 0).
     init : bytes
         Initial contents from byte address 0 (the rest is 0); not re-applied by reset.
     """
 
-    def __init__(self, *, cfg: Config, read_ports: int = 1, write_ports: int = 1, comb_ports: int = 0,
-                 init: bytes = b""):
+    def __init__(self, *, cfg: Config, read_ports: int = 1, write_ports: int = 1, comb8_ports: int = 0,
+                 comb32_ports: int = 0, init: bytes = b""):
         if not isinstance(cfg, Config):
             raise TypeError(f"Gbuffer: cfg must be an aras.config.Config, not {type(cfg).__name__}")
         for name, v, lo in (("read_ports", read_ports, 1), ("write_ports", write_ports, 1),
-                            ("comb_ports", comb_ports, 0)):
+                            ("comb8_ports", comb8_ports, 0), ("comb32_ports", comb32_ports, 0)):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise ValueError(f"Gbuffer: {name} must be an integer >= {lo}, not {v!r}")
         init = bytes(init)
@@ -115,14 +115,18 @@ class Gbuffer(wiring.Component):
         self._cfg = cfg
         self._n_rd = read_ports
         self._n_wr = write_ports
-        self._n_crd = comb_ports
+        if comb32_ports and cfg.gbuf_word_bytes % 4:
+            raise ValueError(f"Gbuffer: int32 ports need gbuf_word_bytes ({cfg.gbuf_word_bytes}) divisible by 4")
+        self._n_c8 = comb8_ports
+        self._n_c32 = comb32_ports
         wb = cfg.gbuf_word_bytes
         padded = init + bytes(-len(init) % wb)
         self._init = [int.from_bytes(padded[k:k + wb], "little") for k in range(0, len(padded), wb)]
         self._mem = memory.Memory(shape=unsigned(8 * wb), depth=_words(cfg), init=self._init)
         super().__init__({
             "rd": In(ReadPortSignature(cfg)).array(read_ports),
-            "crd": In(comb_read_signature(cfg)).array(comb_ports),
+            "crd8": In(comb_read_signature(cfg, 1)).array(comb8_ports),
+            "crd32": In(comb_read_signature(cfg, 4)).array(comb32_ports),
             "wr": In(WritePortSignature(cfg)).array(write_ports),
             "bank_on": In(cfg.gbuf_banks),
             "extra_reads": In(32),
@@ -157,9 +161,11 @@ class Gbuffer(wiring.Component):
             for k in range(self._n_rd):
                 p = mem.read_port(domain="sync")
                 m.d.comb += [p.addr.eq(self.rd[k].addr), p.en.eq(self.rd[k].en), self.rd[k].data.eq(p.data)]
-            for k in range(self._n_crd):
-                p = mem.read_port(domain="comb")
-                m.d.comb += [p.addr.eq(self.crd[k].addr), self.crd[k].data.eq(p.data)]
+            for ports, nbytes in ((self.crd8, 1), (self.crd32, 4)):
+                for port in ports:
+                    p = mem.read_port(domain="comb")
+                    lane = ((port.addr % wb) // nbytes)[:max(1, (wb // nbytes - 1).bit_length())]
+                    m.d.comb += [p.addr.eq(port.addr // wb), port.data.eq(p.data.word_select(lane, 8 * nbytes))]
             for k in range(self._n_wr):
                 p = mem.write_port(domain="sync", granularity=8)
                 en = self.wr[k].en
@@ -176,23 +182,27 @@ class Gbuffer(wiring.Component):
         return m
 
     def _storage_instance(self, m) -> None:
-        """The storage array as an instance of ``hw.sram``'s module, added to the emitting library."""
-        self._mem._MustUse__silence = True  # replaced by the instance
+        """The storage array as replicas of ``hw.sram``'s module (added to the emitting library)."""
+        self._mem._MustUse__silence = True  # replaced by the instances
         cfg, wb = self._cfg, self._cfg.gbuf_word_bytes
-        text = sram.storage_sv(STORAGE_MODULE, depth=_words(cfg), width=8 * wb, n_rd=self._n_rd,
-                               n_crd=self._n_crd, n_wr=self._n_wr, init=self._init)
         lib = shared.library()
-        if lib.setdefault(STORAGE_MODULE, text) != text:
-            raise ValueError(f"Gbuffer: two Gbuffers of different shape in one design ({STORAGE_MODULE})")
-        names = sram.port_names(self._n_rd, self._n_crd, self._n_wr)
-        kw = {"i_clk": ClockSignal()}
-        for p, (ad, en, d) in zip(self.rd, names["rd"], strict=True):
-            kw.update({f"i_{ad}": p.addr, f"i_{en}": p.en, f"o_{d}": p.data})
-        for p, (ad, d) in zip(self.crd, names["crd"], strict=True):
-            kw.update({f"i_{ad}": p.addr, f"o_{d}": p.data})
-        for p, (ad, d, be) in zip(self.wr, names["wr"], strict=True):
-            kw.update({f"i_{ad}": p.addr, f"i_{d}": p.data, f"i_{be}": p.be & p.en.replicate(wb)})
-        m.submodules.storage = Instance(STORAGE_MODULE, **kw)
+        wr = {"i_wr_addr": Cat(p.addr for p in self.wr), "i_wr_data": Cat(p.data for p in self.wr),
+              "i_wr_be": Cat(p.be & p.en.replicate(wb) for p in self.wr)}
+        for i, (rd, c8, c32) in enumerate(sram.split(self._n_rd, self._n_c8, self._n_c32, 8 * wb)):
+            name = f"{STORAGE_MODULE}_r{len(rd)}_b{len(c8)}_w{len(c32)}"
+            text = sram.storage_sv(name, depth=_words(cfg), width=8 * wb, n_rd=len(rd), n_c8=len(c8),
+                                   n_c32=len(c32), n_wr=self._n_wr, init=self._init)
+            if lib.setdefault(name, text) != text:
+                raise ValueError(f"Gbuffer: two Gbuffers of different contents in one design ({name})")
+            kw = {"i_clk": ClockSignal(), **wr}
+            if rd:
+                kw.update(i_rd_addr=Cat(self.rd[k].addr for k in rd), i_rd_en=Cat(self.rd[k].en for k in rd),
+                          o_rd_data=Cat(self.rd[k].data for k in rd))
+            for kind, ports, idx in (("c8", self.crd8, c8), ("c32", self.crd32, c32)):
+                if idx:
+                    kw[f"i_{kind}_addr"] = Cat(ports[k].addr for k in idx)
+                    kw[f"o_{kind}_data"] = Cat(ports[k].data for k in idx)
+            m.submodules[f"storage{i}"] = Instance(name, **kw)
 
     # ---------------------------------------------------------------- testbench backdoor
     def backdoor_write(self, ctx, addr: int, data: bytes) -> None:

@@ -6,7 +6,9 @@ a unit to a parent module: outside generation (Amaranth's simulator, module test
 submodule; while :func:`emitting` is active (``hw.generate``), the first unit of a module name is
 converted on its own and every unit of that name becomes an ``Instance`` of it, its ports wired to the
 unit's own port signals. The caller names the module so that equal names mean equal hardware (same
-class, same configuration, same parameters).
+class, same configuration, same parameters). A unit with more than :data:`MAX_OUT_BITS` (65,535) output bits
+(the ``paper`` PE: 64 crossbars of 32 int32 partial sums) stays an ordinary submodule: Amaranth 0.5
+numbers an instance's output bits in 16 bits.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import re
 from amaranth.hdl import ClockSignal, Instance, ResetSignal, Value
 from amaranth.lib import wiring
 
-__all__ = ["emitting", "library", "place"]
+__all__ = ["MAX_OUT_BITS", "emitting", "library", "place"]
+
+MAX_OUT_BITS = (1 << 16) - 1  # Amaranth 0.5 numbers a cell's output bits in 16 bits (and asks for bit + 1)
 
 _LIBRARY: contextvars.ContextVar[dict | None] = contextvars.ContextVar("aras_shared_modules", default=None)
 
@@ -47,7 +51,8 @@ def _port_name(path) -> str:
 def place(m, name: str, unit: wiring.Component, module: str) -> None:
     """Add ``unit`` to ``m`` as submodule ``name``; during :func:`emitting`, as an instance of ``module``."""
     lib = _LIBRARY.get()
-    if lib is None:
+    ports = unit.signature.flatten(unit)
+    if lib is None or sum(len(Value.cast(v)) for _, mb, v in ports if mb.flow == wiring.Out) > MAX_OUT_BITS:
         m.submodules[name] = unit
         return
     if module not in lib:
@@ -60,6 +65,6 @@ def place(m, name: str, unit: wiring.Component, module: str) -> None:
     for port in ("clk", "rst"):  # present when the unit (or a part of it) is clocked
         if re.search(rf"^\s*input\s+(wire\s+)?{port}\s*;", lib[module], re.M):
             kw[f"i_{port}"] = ClockSignal() if port == "clk" else ResetSignal()
-    for path, member, value in unit.signature.flatten(unit):
+    for path, member, value in unit.signature.flatten(unit):  # (flatten is a generator: walk it again)
         kw[("i_" if member.flow == wiring.In else "o_") + _port_name(path)] = Value.cast(value)
     m.submodules[name] = Instance(module, **kw)

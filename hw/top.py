@@ -33,7 +33,7 @@ Ports
 Structural notes (all inside the spec's §13.2 simplifications): the compute engine reads the input
 vectors and restored partial sums through combinational Gbuffer word ports and writes outputs through
 one Gbuffer write port per output lane (disjoint byte enables may hit one word in one cycle): the
-Gbuffer's ``crd`` and ``wr`` ports. ``dram_in`` writes the DRAM unit's byte-lane memories.
+Gbuffer's ``crd8``, ``crd32`` and ``wr`` ports. ``dram_in`` writes the DRAM unit's byte-lane memories.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class Top(wiring.Component):
         self.vector = VectorUnit(cfg=cfg)
         self._wr_out = X * cw  # Gbuffer write ports: engine lanes, vector unit (2), act_in
         self.gbuffer = Gbuffer(cfg=cfg, read_ports=2 * lanes + 1, write_ports=X * cw + 3,
-                               comb_ports=len(self.engine.grd), init=gbuf_init)
+                               comb8_ports=len(self.engine.grd8), comb32_ports=len(self.engine.grd32), init=gbuf_init)
         self._max_layers = max_layers
         nl = self.dram._nl
         words = cfg.gbuf_bytes // cfg.gbuf_word_bytes
@@ -208,8 +208,10 @@ class Top(wiring.Component):
         for k in range(X * cw):
             wiring.connect(w, e.gwr[k], g.wr[k])
         w = sub("w_grd")  # combinational word reads of the compute engine (§13.2: no port limits)
-        for k in range(len(e.grd)):
-            wiring.connect(w, e.grd[k], g.crd[k])
+        for k in range(len(e.grd8)):
+            wiring.connect(w, e.grd8[k], g.crd8[k])
+        for k in range(len(e.grd32)):
+            wiring.connect(w, e.grd32[k], g.crd32[k])
         w = sub("w_vector")
         wiring.connect(w, c.vec_op, v.op)
         w.d.comb += c.vector_done.eq(v.done)

@@ -75,10 +75,16 @@ class Watch:
 
 class Gbuf:
     """Zero-time access to the Gbuffer's memory array through the simulator (the host's DMA model and the
-    layer probe: the memory is only written at clock edges, so reads between edges are stable)."""
+    layer probe: the memory is only written at clock edges, so reads between edges are stable). The
+    array is hw/sram.py's, in one or more replicas of equal contents: reads use the first, writes go
+    to all."""
 
     def __init__(self, dut, cfg):
-        self.mem, self.wb = dut.gbuffer.storage.mem, cfg.gbuf_word_bytes  # hw/sram.py's array
+        self.reps = []
+        while hasattr(dut.gbuffer, f"storage{len(self.reps)}"):
+            self.reps.append(getattr(dut.gbuffer, f"storage{len(self.reps)}").mem)
+        assert self.reps, "no Gbuffer storage instance (hw/sram.py) in the design"
+        self.mem, self.wb = self.reps[0], cfg.gbuf_word_bytes
 
     def read(self, addr: int, n: int) -> bytes:
         wb = self.wb
@@ -92,7 +98,8 @@ class Gbuf:
             w, lane = divmod(addr + pos, wb)
             k = min(wb - lane, len(data) - pos)
             old = int(self.mem[w].value).to_bytes(wb, "little")
-            self.mem[w].value = int.from_bytes(old[:lane] + data[pos:pos + k] + old[lane + k:], "little")
+            for mem in self.reps:
+                mem[w].value = int.from_bytes(old[:lane] + data[pos:pos + k] + old[lane + k:], "little")
             pos += k
 
 
