@@ -2,7 +2,8 @@
 §10.3), one per crossbar, active when the crossbar leads its block in the round.
 
 In the cycle the PEs' decoded partial sums arrive (``pv``), the leader adds the partial sums of its
-block's members (``members``: crossbar y adds into this one; cross-PE reduction is free, §13.2) and,
+block's members (crossbar y is one when it runs in the round and its ``lead`` is this crossbar's
+``index``; cross-PE reduction is free, §13.2) and,
 for pmode middle/last, the restored int32 partial sums (one combinational Gbuffer word port per lane,
 ``grd``), all modulo 2^32; a ``datapath.Post`` adds the bias and requantizes, or passes the raw sum for
 a spill (pmode first/middle). In the next cycle (Post's output) lane j writes its int8 output (CHW /
@@ -13,15 +14,16 @@ lane's (``restore_reads``, the cycle of the beat); the spill stream likewise (``
 the output stream's lane 0 compares with the word of ``prev_ch``, the previous output block's last
 channel (none for ``out_first``). ``spill_words`` = int32 words spilled plus restored (§11).
 
-A unit of its own so that generation emits it once (``hw.shared``): its block sum reads every
-crossbar's partial sums, which is O(crossbars) per crossbar — O(crossbars²) in all, the price of an
-arbitrary tile placement with a free single-cycle reduction.
+A unit of its own so that generation emits it once (``hw.shared``), every copy wired to the same
+``psum``, ``in_round`` and ``leads`` signals: its block sum reads every crossbar's partial sums, which
+is O(crossbars) per crossbar — O(crossbars²) in all, the price of an arbitrary tile placement with a
+free single-cycle reduction.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from aras import isa
@@ -43,8 +45,10 @@ class BlockPost(wiring.Component):
     ------------------
     psum : In(datapath.psum_layout) [n_xbars]
         Every crossbar's decoded partial sums (valid with ``pv``).
-    members : In(n_xbars)
-        Bit y: crossbar y belongs to this crossbar's block (in the round, ``lead`` = this crossbar).
+    index : In(range(n_xbars))
+        This crossbar.
+    in_round, leads : In(n_xbars), In(ArrayLayout(unsigned(12), n_xbars))
+        Every crossbar's tile-entry ``valid`` and ``lead`` (its block's leader).
     pv : In(1)
         The partial sums of a position arrive this cycle.
     tile : In(isa.TILE)
@@ -75,7 +79,9 @@ class BlockPost(wiring.Component):
         X, cw = cfg.n_xbars, cfg.weight_cols
         super().__init__({
             "psum": In(psum_layout(cfg)).array(X),
-            "members": In(X),
+            "index": In(range(X)),
+            "in_round": In(X),
+            "leads": In(data.ArrayLayout(isa.TILE["lead"].shape, X)),
             "pv": In(1),
             "tile": In(isa.TILE),
             "desc": In(isa.LAYER),
@@ -121,12 +127,14 @@ class BlockPost(wiring.Component):
                      go.eq(self.pv & tile.valid & tile.leader & (pp < P)),
                      restore.eq((tile.pmode == 2) | (tile.pmode == 3)), spill.eq((tile.pmode == 1) | (tile.pmode == 2)),
                      prow.eq(self.pbase + (self.bb_p * P + pp) * ncols * 4)]
+        member = Signal(X)
+        m.d.comb += member.eq(Cat(self.in_round[y] & (self.leads[y] == self.index) for y in range(X)))
         part = post.part.payload
         rcnt = []
         prev_w = None
         for j in range(cw):
             tot = Signal(32, name=f"block_sum{j}")
-            m.d.comb += tot.eq(tree_sum([Mux(self.members[y], self.psum[y].v[j], 0) for y in range(X)]))
+            m.d.comb += tot.eq(tree_sum([Mux(member[y], self.psum[y].v[j], 0) for y in range(X)]))
             ra = prow + 4 * j
             m.d.comb += [self.grd[j].addr.eq(ra),
                          part.psum[j].eq((tot + Mux(restore, self.grd[j].data, 0))[:32].as_signed())]

@@ -416,7 +416,10 @@ class Controller(wiring.Component):
                 s_j = Signal(range(S), name=f"cand_slot{p}_{j}")
                 lm.d.comb += s_j.eq(q_slot[p][qi])
                 wj = isa.INSTR(read(base["writes"] + slot_widx[p][s_j], f"cand_row{p}_{j}", lm)).write
-                anyfree, d_j = _lowest(free, D)
+                # named signals: each lane's free set feeds the next, and Amaranth walks expressions as
+                # trees (nested without names, the lanes' expressions double in size per lane)
+                anyfree, d_j = Signal(name=f"anyfree{p}_{j}"), Signal(range(max(2, D)), name=f"drv{p}_{j}")
+                lm.d.comb += [v.eq(e) for v, e in zip((anyfree, d_j), _lowest(free, D), strict=True)]
                 go = Signal(name=f"wr_go{p}_{j}")
                 xj = wj.xbar
                 distinct = tree_reduce(lambda a, b: a & b, [xj != xi for xi in started_x], empty=1)
@@ -433,7 +436,9 @@ class Controller(wiring.Component):
                     m.d.sync += xbusy.bit_select(xj, 1).eq(1)
                     set_first("wstart", wj.layer)
                 dbg("b_start", go, slot_widx[p][s_j], cycle)
-                free = free & ~Mux(go, (Const(1, D) << d_j)[:D], 0)
+                nfree = Signal(D, name=f"free{p}_{j + 1}")
+                lm.d.comb += nfree.eq(free & ~Mux(go, (Const(1, D) << d_j)[:D], 0))
+                free = nfree
                 started_x.append(xj)
                 ok_prev = go
                 lane_go.append(go)
@@ -639,8 +644,8 @@ class ComputeEngine(wiring.Component):
 
     The round's structure comes from the dense tile table (format v2, §9.4): entry x names crossbar x's
     tile, copy, block leader (``lead``), pmode and psum tensor, so no logic searches across crossbars.
-    A leader's block sum is a masked sum, lane by lane, over every crossbar's partial sums (the member
-    mask is the transpose of the crossbars' one-hot ``lead``).
+    A leader's block sum is a masked sum, lane by lane, over every crossbar's partial sums (member:
+    in the round with ``lead`` = the leader).
 
     Gbuffer access counting (§7.4): input streams (one per ``sleader``) and restores add their word
     counts to ``extra_reads``; output and spill write ports carry ``count`` when their word differs
@@ -738,14 +743,12 @@ class ComputeEngine(wiring.Component):
         xq = [tiles[x].replica for x in range(X)]
         leader = [Signal(name=f"leader{x}") for x in range(X)]  # accumulates its block, runs its Post
         sleader = [Signal(name=f"sleader{x}") for x in range(X)]  # counts its (gchunk, rchunk, copy) stream
-        # crossbars accumulating into x: crossbar y's one-hot ``lead``, transposed
-        lead_1h = [Signal(X, name=f"lead_1h{y}") for y in range(X)]
-        members = [Signal(X, name=f"members{x}") for x in range(X)]
         for x in range(X):
-            st.d.comb += [leader[x].eq(in_round[x] & tiles[x].leader), sleader[x].eq(in_round[x] & tiles[x].sleader),
-                          lead_1h[x].eq(Cat(in_round[x] & (tiles[x].lead == y) for y in range(X)))]
-        for x in range(X):
-            st.d.comb += members[x].eq(Cat(lead_1h[y][x] for y in range(X)))
+            st.d.comb += [leader[x].eq(in_round[x] & tiles[x].leader), sleader[x].eq(in_round[x] & tiles[x].sleader)]
+        # what every crossbar's BlockPost reads of all crossbars (one signal each, shared by the copies)
+        all_in_round = Signal(X)
+        all_leads = Signal(data.ArrayLayout(isa.TILE["lead"].shape, X))
+        st.d.comb += [all_in_round.eq(Cat(in_round)), all_leads.eq(Cat(tiles[x].lead for x in range(X)))]
         rows = [Signal(range(R + 1), name=f"rows{x}") for x in range(X)]
         ncols = [Signal(range(cw + 1), name=f"ncols{x}") for x in range(X)]
         st.d.comb += [rows[x].eq(meta[x].rows) for x in range(X)]
@@ -853,13 +856,14 @@ class ComputeEngine(wiring.Component):
         restore_reads, spill_words, post_ops = [], [], []
         for x in range(X):
             bp = BlockPost(cfg=cfg)
-            place(m, f"block_post{x}", bp, "aras_block_post")
+            place(m, f"block_post{x}", bp, "aras_block_post",
+                  drive={"in_round": all_in_round, "leads": all_leads, **{f"psum__{y}": self.psum[y].payload
+                                                                          for y in range(X)}})
             pin = sub(f"postin{x}")
-            pin.d.comb += [bp.members.eq(members[x]), bp.pv.eq(pv), bp.tile.eq(tiles[x]), bp.desc.eq(desc),
+            pin.d.comb += [bp.index.eq(x), bp.pv.eq(pv), bp.tile.eq(tiles[x]), bp.desc.eq(desc),
                            bp.is_lin.eq(is_lin), bp.per.eq(per), bp.pidx_p.eq(pidx_p), bp.bb_p.eq(bb_p),
                            bp.pidx_o.eq(pidx_o), bp.bb_o.eq(bb_o), bp.pbase.eq(pbase[x]), bp.obase.eq(obase),
                            bp.ncols.eq(ncols[x]), bp.ch0.eq(ch0[x])]
-            pin.d.comb += [bp.psum[y].eq(self.psum[y].payload) for y in range(X)]
             for j in range(cw):
                 wiring.connect(pin, bp.grd[j], wiring.flipped(self.grd32[x * cw + j]))
                 wiring.connect(pin, bp.qp[j], wiring.flipped(self.qp[x * cw + j]))

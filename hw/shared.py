@@ -48,12 +48,22 @@ def _port_name(path) -> str:
     return "__".join(str(p) for p in path)
 
 
-def place(m, name: str, unit: wiring.Component, module: str) -> None:
-    """Add ``unit`` to ``m`` as submodule ``name``; during :func:`emitting`, as an instance of ``module``."""
+def place(m, name: str, unit: wiring.Component, module: str, drive: dict | None = None) -> None:
+    """Add ``unit`` to ``m`` as submodule ``name``; during :func:`emitting`, as an instance of ``module``.
+
+    ``drive`` maps input ports (Verilog names, ``a__0__b``) to the values that drive them: assigned in
+    ``m`` outside generation, wired straight to the instance port during it (no copy of the value per
+    instance, for inputs that every copy reads, such as the partial sums of all crossbars).
+    """
     lib = _LIBRARY.get()
-    ports = unit.signature.flatten(unit)
-    if lib is None or sum(len(Value.cast(v)) for _, mb, v in ports if mb.flow == wiring.Out) > MAX_OUT_BITS:
+    drive = drive or {}
+    ports = {_port_name(path): (member, value) for path, member, value in unit.signature.flatten(unit)}
+    unknown = [k for k in drive if k not in ports or ports[k][0].flow != wiring.In]
+    if unknown:
+        raise ValueError(f"place: {module} has no input port {unknown[0]!r}")
+    if lib is None or sum(len(Value.cast(v)) for mb, v in ports.values() if mb.flow == wiring.Out) > MAX_OUT_BITS:
         m.submodules[name] = unit
+        m.d.comb += [ports[k][1].eq(v) for k, v in drive.items()]
         return
     if module not in lib:
         from .generate import to_sv_flat
@@ -65,6 +75,6 @@ def place(m, name: str, unit: wiring.Component, module: str) -> None:
     for port in ("clk", "rst"):  # present when the unit (or a part of it) is clocked
         if re.search(rf"^\s*input\s+(wire\s+)?{port}\s*;", lib[module], re.M):
             kw[f"i_{port}"] = ClockSignal() if port == "clk" else ResetSignal()
-    for path, member, value in unit.signature.flatten(unit):  # (flatten is a generator: walk it again)
-        kw[("i_" if member.flow == wiring.In else "o_") + _port_name(path)] = Value.cast(value)
+    for pname, (member, value) in ports.items():
+        kw[("i_" if member.flow == wiring.In else "o_") + pname] = Value.cast(drive.get(pname, value))
     m.submodules[name] = Instance(module, **kw)
