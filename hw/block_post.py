@@ -2,8 +2,9 @@
 §10.3), one per crossbar, active when the crossbar leads its block in the round.
 
 In the cycle the PEs' decoded partial sums arrive (``pv``), the leader adds the partial sums of its
-block's members (crossbar y is one when it runs in the round and its ``lead`` is this crossbar's
-``index``; cross-PE reduction is free, §13.2) and,
+block's members (crossbar y is one when it runs in the round and its ``lead`` is this crossbar;
+cross-PE reduction is free, §13.2), which its :class:`MemberSum` units deliver per chunk of crossbars
+(``parts``), and,
 for pmode middle/last, the restored int32 partial sums (one combinational Gbuffer word port per lane,
 ``grd``), all modulo 2^32; a ``datapath.Post`` adds the bias and requantizes, or passes the raw sum for
 a spill (pmode first/middle). In the next cycle (Post's output) lane j writes its int8 output (CHW /
@@ -14,28 +15,77 @@ lane's (``restore_reads``, the cycle of the beat); the spill stream likewise (``
 the output stream's lane 0 compares with the word of ``prev_ch``, the previous output block's last
 channel (none for ``out_first``). ``spill_words`` = int32 words spilled plus restored (§11).
 
-A unit of its own so that generation emits it once (``hw.shared``), every copy wired to the same
-``psum``, ``in_round`` and ``leads`` signals: its block sum reads every crossbar's partial sums, which
-is O(crossbars) per crossbar — O(crossbars²) in all, the price of an arbitrary tile placement with a
-free single-cycle reduction.
+Units of their own so that generation emits each once (``hw.shared``), every ``MemberSum`` copy
+wired to the same ``psum``, ``in_round`` and ``leads`` signals: a block sum reads every crossbar's
+partial sums, O(crossbars) per crossbar — O(crossbars²) in all, the price of an arbitrary tile
+placement with a free single-cycle reduction.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from aras import isa
 from aras.config import Config
 
+from . import shared
 from .controller import qparam_read_signature
 from .datapath import Post, psum_layout
 from .gbuffer import WritePortSignature, comb_read_signature
 from .shared import place
 from .tree import tree_sum
 
-__all__ = ["BlockPost"]
+__all__ = ["BlockPost", "MemberSum", "member_chunks"]
+
+
+def member_chunks(cfg: Config) -> tuple[int, int]:
+    """(k, n): the crossbars split into k chunks of n (the last padded) so that one :class:`MemberSum`
+    has fewer than ``hw.shared.MAX_OUT_BITS`` port bits in each direction (Amaranth numbers a
+    module's port bits, like a cell's outputs, in 16 bits)."""
+    X, per_x = cfg.n_xbars, 32 * cfg.weight_cols + 1 + isa.TILE["lead"].shape.width
+    n_max = max(1, (shared.MAX_OUT_BITS - 16) // per_x)
+    k = -(-X // n_max)
+    return k, -(-X // k)
+
+
+class MemberSum(wiring.Component):
+    """Lane-wise sum of the partial sums of the members, among ``n`` crossbars, of the block led by
+    crossbar ``index`` (a member runs in the round and its ``lead`` is ``index``), modulo 2^32.
+
+    Attributes (ports)
+    ------------------
+    psum : In(datapath.psum_layout) [n]; in_round : In(n); leads : In(ArrayLayout(unsigned(12), n))
+    index : In(12)
+    sum : Out(ArrayLayout(unsigned(32), weight_cols))
+    """
+
+    def __init__(self, *, cfg: Config, n: int):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"MemberSum: cfg must be an aras.config.Config, not {cfg!r}")
+        self._cfg, self._n = cfg, n
+        lead = isa.TILE["lead"].shape
+        super().__init__({
+            "psum": In(psum_layout(cfg)).array(n),
+            "in_round": In(n),
+            "leads": In(data.ArrayLayout(lead, n)),
+            "index": In(lead),
+            "sum": Out(data.ArrayLayout(unsigned(32), cfg.weight_cols)),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._n
+        member = Signal(n)
+        m.d.comb += member.eq(Cat(self.in_round[y] & (self.leads[y] == self.index) for y in range(n)))
+        for j in range(self._cfg.weight_cols):
+            m.d.comb += self.sum[j].eq(tree_sum([Mux(member[y], self.psum[y].v[j], 0) for y in range(n)]))
+        return m
 
 
 class BlockPost(wiring.Component):
@@ -43,12 +93,8 @@ class BlockPost(wiring.Component):
 
     Attributes (ports)
     ------------------
-    psum : In(datapath.psum_layout) [n_xbars]
-        Every crossbar's decoded partial sums (valid with ``pv``).
-    index : In(range(n_xbars))
-        This crossbar.
-    in_round, leads : In(n_xbars), In(ArrayLayout(unsigned(12), n_xbars))
-        Every crossbar's tile-entry ``valid`` and ``lead`` (its block's leader).
+    parts : In(ArrayLayout(unsigned(32), weight_cols)) [k of :func:`member_chunks`]
+        The block's partial sums from each chunk of crossbars (valid with ``pv``).
     pv : In(1)
         The partial sums of a position arrive this cycle.
     tile : In(isa.TILE)
@@ -76,12 +122,9 @@ class BlockPost(wiring.Component):
         if not isinstance(cfg, Config):
             raise TypeError(f"BlockPost: cfg must be an aras.config.Config, not {cfg!r}")
         self._cfg = cfg
-        X, cw = cfg.n_xbars, cfg.weight_cols
+        cw = cfg.weight_cols
         super().__init__({
-            "psum": In(psum_layout(cfg)).array(X),
-            "index": In(range(X)),
-            "in_round": In(X),
-            "leads": In(data.ArrayLayout(isa.TILE["lead"].shape, X)),
+            "parts": In(data.ArrayLayout(unsigned(32), cw)).array(member_chunks(cfg)[0]),
             "pv": In(1),
             "tile": In(isa.TILE),
             "desc": In(isa.LAYER),
@@ -110,7 +153,7 @@ class BlockPost(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        X, cw, WB = cfg.n_xbars, cfg.weight_cols, cfg.gbuf_word_bytes
+        cw, WB = cfg.weight_cols, cfg.gbuf_word_bytes
         desc, tile, ncols = self.desc, self.tile, self.ncols
         P = desc.p
         post = Post(cfg=cfg)
@@ -127,14 +170,12 @@ class BlockPost(wiring.Component):
                      go.eq(self.pv & tile.valid & tile.leader & (pp < P)),
                      restore.eq((tile.pmode == 2) | (tile.pmode == 3)), spill.eq((tile.pmode == 1) | (tile.pmode == 2)),
                      prow.eq(self.pbase + (self.bb_p * P + pp) * ncols * 4)]
-        member = Signal(X)
-        m.d.comb += member.eq(Cat(self.in_round[y] & (self.leads[y] == self.index) for y in range(X)))
         part = post.part.payload
         rcnt = []
         prev_w = None
         for j in range(cw):
             tot = Signal(32, name=f"block_sum{j}")
-            m.d.comb += tot.eq(tree_sum([Mux(member[y], self.psum[y].v[j], 0) for y in range(X)]))
+            m.d.comb += tot.eq(tree_sum([p[j] for p in self.parts]))
             ra = prow + 4 * j
             m.d.comb += [self.grd[j].addr.eq(ra),
                          part.psum[j].eq((tot + Mux(restore, self.grd[j].data, 0))[:32].as_signed())]

@@ -7,8 +7,8 @@ COMPUTE part: item generation with the im2col input fetch, cross-tile accumulati
 ``datapath.Post`` and the output / partial-sum write-back, §5, §6.3, §7.4, §10.3).
 
 Scale: the dense tile table (format v2) makes the decoders O(crossbars); the remaining O(crossbars²)
-logic is the block accumulation (each crossbar's ``BlockPost`` reads every crossbar's partial sums),
-emitted once as a shared unit. The engine has one combinational Gbuffer port per crossbar row and per
+logic is the block accumulation (each crossbar's ``MemberSum`` units read every crossbar's partial
+sums), emitted once as a shared unit. The engine has one combinational Gbuffer port per crossbar row and per
 restored lane (§13.2's no-port-limit rule, literally; docs/architecture.md §3.14).
 
 Run protocol (this defines §10.1's cycle 0 for the RTL)
@@ -698,7 +698,7 @@ class ComputeEngine(wiring.Component):
 
     def elaborate(self, platform):  # noqa: C901 (one pipeline, kept in one place)
 
-        from .block_post import BlockPost
+        from .block_post import BlockPost, MemberSum, member_chunks
 
         m = Module()
         cfg = self._cfg
@@ -745,10 +745,16 @@ class ComputeEngine(wiring.Component):
         sleader = [Signal(name=f"sleader{x}") for x in range(X)]  # counts its (gchunk, rchunk, copy) stream
         for x in range(X):
             st.d.comb += [leader[x].eq(in_round[x] & tiles[x].leader), sleader[x].eq(in_round[x] & tiles[x].sleader)]
-        # what every crossbar's BlockPost reads of all crossbars (one signal each, shared by the copies)
-        all_in_round = Signal(X)
-        all_leads = Signal(data.ArrayLayout(isa.TILE["lead"].shape, X))
-        st.d.comb += [all_in_round.eq(Cat(in_round)), all_leads.eq(Cat(tiles[x].lead for x in range(X)))]
+        # what every leader's MemberSum of chunk c reads (one signal each, shared by the copies; the
+        # last chunk is padded with crossbars that are never in the round)
+        n_chunks, chunk = member_chunks(cfg)
+        lead_shape = isa.TILE["lead"].shape
+        ch_in_round = [Signal(chunk, name=f"chunk_in_round{c}") for c in range(n_chunks)]
+        ch_leads = [Signal(data.ArrayLayout(lead_shape, chunk), name=f"chunk_leads{c}") for c in range(n_chunks)]
+        for c in range(n_chunks):
+            xs = range(c * chunk, min(X, (c + 1) * chunk))
+            st.d.comb += [ch_in_round[c].eq(Cat(in_round[x] for x in xs)),
+                          ch_leads[c].eq(Cat(tiles[x].lead for x in xs))]
         rows = [Signal(range(R + 1), name=f"rows{x}") for x in range(X)]
         ncols = [Signal(range(cw + 1), name=f"ncols{x}") for x in range(X)]
         st.d.comb += [rows[x].eq(meta[x].rows) for x in range(X)]
@@ -856,11 +862,17 @@ class ComputeEngine(wiring.Component):
         restore_reads, spill_words, post_ops = [], [], []
         for x in range(X):
             bp = BlockPost(cfg=cfg)
-            place(m, f"block_post{x}", bp, "aras_block_post",
-                  drive={"in_round": all_in_round, "leads": all_leads, **{f"psum__{y}": self.psum[y].payload
-                                                                          for y in range(X)}})
+            place(m, f"block_post{x}", bp, "aras_block_post")
             pin = sub(f"postin{x}")
-            pin.d.comb += [bp.index.eq(x), bp.pv.eq(pv), bp.tile.eq(tiles[x]), bp.desc.eq(desc),
+            for c in range(n_chunks):
+                ms = MemberSum(cfg=cfg, n=chunk)
+                zero = Const(0, len(ms.psum[0].as_value()))
+                place(m, f"member_sum{x}_{c}", ms, "aras_member_sum",
+                      drive={"in_round": ch_in_round[c], "leads": ch_leads[c], "index": Const(x, lead_shape),
+                             **{f"psum__{i}": self.psum[c * chunk + i].payload if c * chunk + i < X else zero
+                                for i in range(chunk)}})
+                pin.d.comb += bp.parts[c].eq(ms.sum)
+            pin.d.comb += [bp.pv.eq(pv), bp.tile.eq(tiles[x]), bp.desc.eq(desc),
                            bp.is_lin.eq(is_lin), bp.per.eq(per), bp.pidx_p.eq(pidx_p), bp.bb_p.eq(bb_p),
                            bp.pidx_o.eq(pidx_o), bp.bb_o.eq(bb_o), bp.pbase.eq(pbase[x]), bp.obase.eq(obase),
                            bp.ncols.eq(ncols[x]), bp.ch0.eq(ch0[x])]

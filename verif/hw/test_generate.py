@@ -63,6 +63,7 @@ def test_aras_verilog_tiny_top_is_lint_clean(tmp_path, blackbox, capsys):
     sfx = "_bb" if blackbox else ""
     for module, copies in ((f"aras_pe{sfx}", cfg.n_pe), (f"aras_apu{sfx}", cfg.apus_per_pe),
                            ("aras_input_fetch", cfg.n_xbars), ("aras_block_post", cfg.n_xbars),
+                           ("aras_member_sum", cfg.n_xbars),  # one chunk of crossbars at tiny
                            ("aras_post", 1),  # inside aras_block_post
                            (r"aras_gbuf_storage_r\d+_b\d+_w\d+", 1)):  # hw/sram.py, one replica at tiny
         assert len(re.findall(rf"^module {module}\(", sv, re.M)) == 1, module

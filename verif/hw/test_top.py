@@ -155,6 +155,19 @@ def test_two_write_drivers_share_an_apu():
     run_jobs(cfg, [Job(lin, prog, _inputs(lin, 1, 12), "linear, two drivers per PE")])
 
 
+def test_block_sums_over_chunks_of_crossbars(monkeypatch):
+    """With a lower port-bit limit the block sums come from three MemberSum chunks of 3 crossbars (the
+    last one padded), as at ``paper`` (5 chunks of 52): a linear layer whose blocks span many tiles."""
+    from hw import shared
+    from hw.block_post import member_chunks
+
+    per_x = 32 * TINY.weight_cols + 1 + 12  # partial sums, valid and lead of one crossbar
+    monkeypatch.setattr(shared, "MAX_OUT_BITS", 16 + 3 * per_x)
+    assert member_chunks(TINY) == (3, 3)
+    lin = _linear(4)
+    run_jobs(TINY, [Job(lin, schedule(lin, TINY, "aras"), _inputs(lin, 1, 13), "linear, member sums in chunks")])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["aras", "baseline"])
 def test_lenet5(mode):
