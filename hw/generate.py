@@ -30,13 +30,43 @@ def to_sv(component: wiring.Component, name: str) -> str:
     return top + "".join(lib[k] for k in sorted(lib))
 
 
+# RTLIL text per yosys run: the builtin yosys is WebAssembly (4 GB address space), which the paper
+# top's RTLIL as a whole exceeds; yosys' passes here (proc, memory_collect, write_verilog) work module
+# by module, so modules are converted in batches.
+BATCH_CHARS = 64 << 20
+
+
+def rtlil_modules(il: str) -> list[str]:
+    """The module definitions of an RTLIL text, each with the attribute lines before it."""
+    out, cur = [], []
+    for line in il.splitlines(keepends=True):
+        cur.append(line)
+        if line.rstrip("\r\n") == "end":  # a module's end (cells and processes end indented)
+            out.append("".join(cur))
+            cur = []
+    if "".join(cur).strip():
+        raise ValueError("rtlil_modules: text after the last module")
+    return out
+
+
 def to_sv_flat(component: wiring.Component, name: str) -> str:
     """SystemVerilog of ``component`` alone (its shared units, if emitting, as instances)."""
     il = rtlil.convert(component, name=name, emit_src=False)
-    try:  # amaranth 0.5: the text-level converter takes yosys write_verilog options
-        return verilog._convert_rtlil_text(il, write_verilog_opts=("-sv",))
-    except TypeError:  # pragma: no cover - a future amaranth without the option: same effect by rewrite
-        return re.sub(r"always @\*", "always_comb", verilog._convert_rtlil_text(il))
+    batches, cur = [], []
+    for mod in rtlil_modules(il):
+        if cur and sum(map(len, cur)) + len(mod) > BATCH_CHARS:
+            batches.append("".join(cur))
+            cur = []
+        cur.append(mod)
+    batches.append("".join(cur))
+    del il
+    out = []
+    for text in batches:
+        try:  # amaranth 0.5: the text-level converter takes yosys write_verilog options
+            out.append(verilog._convert_rtlil_text(text, write_verilog_opts=("-sv",)))
+        except TypeError:  # pragma: no cover - a future amaranth without the option: same effect by rewrite
+            out.append(re.sub(r"always @\*", "always_comb", verilog._convert_rtlil_text(text)))
+    return "".join(out)
 
 
 def ports(component: wiring.Component) -> list[dict]:

@@ -1,9 +1,9 @@
 """RTL benchmark (not a test): Verilog generation time and simulated cycles per second of the ``tiny``
 top level in Amaranth's simulator, on a whole program checked against the golden models; with
 ``--scale``, how generation grows from ``tiny`` towards ``paper`` (crossbars, rows), and which modules
-grow.
+grow; ``--scale --paper`` ends with the ``paper`` top itself (tens of minutes, ~20 GB of memory).
 
-    python scripts/benchmark_rtl.py [--model lenet5|conv] [--no-verilog] [--scale]
+    python scripts/benchmark_rtl.py [--model lenet5|conv] [--no-verilog] [--scale [--paper]]
 """
 
 from __future__ import annotations
@@ -38,22 +38,26 @@ SCALE_STEPS = (  # overrides of tiny: (n_pe, apus_per_pe, xbars_per_apu, xbar_ro
     (2, 2, 2, 16), (2, 2, 4, 16), (2, 4, 4, 16), (4, 4, 4, 16), (2, 2, 2, 32), (2, 2, 2, 64))
 
 
-def scale() -> None:
+def scale(paper: bool) -> None:
     """SystemVerilog generation (shared units emitted once) time and size of the black-boxed top along
-    :data:`SCALE_STEPS`, and the largest modules."""
+    :data:`SCALE_STEPS` (then ``paper``), the largest modules and the process's peak memory."""
     import collections
     import re
+    import resource
 
     from aras.config import from_dict
     from hw.generate import to_sv
 
-    print("n_xbars  rows   generation s   SV MB   largest modules (MB)")
-    for pe, ap, xa, r in SCALE_STEPS:
+    def step(pe, ap, xa, r):
         d = preset("tiny").to_dict()
         d.update(name=f"tiny-x{pe * ap * xa}-r{r}", n_pe=pe, apus_per_pe=ap, xbars_per_apu=xa, xbar_rows=r,
                  xbar_cols=r, adc_bits=max(d["adc_bits"], (r * ((1 << d["cell_bits"]) - 1)).bit_length()),
                  write_buffer_bytes=max(d["write_buffer_bytes"], r * r))
-        cfg = from_dict(d)
+        return from_dict(d)
+
+    print("config          n_xbars  rows   generation s   SV MB   peak GB   largest modules (MB)")
+    for cfg in [step(*s) for s in SCALE_STEPS] + ([preset("paper")] if paper else []):
+        r = cfg.xbar_rows
         t = time.perf_counter()
         sv = to_sv(Top(cfg=cfg, blackbox_macros=True), "aras_top")
         dt = time.perf_counter() - t
@@ -64,7 +68,8 @@ def scale() -> None:
                 unit = re.sub(r"\d+", "#", ln.split()[1].split("(")[0].lstrip("\\"))
             size[unit] += len(ln) + 1
         top = ", ".join(f"{u} {b / 1e6:.1f}" for u, b in size.most_common(4))
-        print(f"{cfg.n_xbars:7d} {r:5d} {dt:14.1f} {len(sv) / 1e6:7.1f}   {top}", flush=True)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"{cfg.name:15s} {cfg.n_xbars:7d} {r:5d} {dt:14.1f} {len(sv) / 1e6:7.1f} {peak:9.1f}   {top}", flush=True)
 
 
 def main() -> None:
@@ -72,9 +77,12 @@ def main() -> None:
     ap.add_argument("--model", choices=("lenet5", "conv"), default="conv")
     ap.add_argument("--no-verilog", action="store_true")
     ap.add_argument("--scale", action="store_true", help="elaboration growth from tiny towards paper, then stop")
+    ap.add_argument("--paper", action="store_true", help="with --scale: end with the paper top itself")
     args = ap.parse_args()
+    if args.paper and not args.scale:
+        ap.error("--paper goes with --scale")
     if args.scale:
-        scale()
+        scale(args.paper)
         return
     cfg = preset("tiny")
     if not args.no_verilog:
