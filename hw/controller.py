@@ -8,8 +8,8 @@ COMPUTE part: item generation with the im2col input fetch, cross-tile accumulati
 
 Scale: the dense tile table (format v2) makes the decoders O(crossbars); the remaining O(crossbars²)
 logic is the block accumulation (each crossbar's ``MemberSum`` units read every crossbar's partial
-sums), emitted once as a shared unit. The engine has one combinational Gbuffer port per crossbar row and per
-restored lane (§13.2's no-port-limit rule, literally; docs/architecture.md §3.14).
+sums), emitted once as a shared unit. The engine has one combinational Gbuffer port per crossbar row
+and per restored lane (§13.2's no-port-limit rule, literally; docs/architecture.md §3.14).
 
 Run protocol (this defines §10.1's cycle 0 for the RTL)
 --------------------------------------------------------
@@ -741,10 +741,9 @@ class ComputeEngine(wiring.Component):
         xr = [tiles[x].t_row for x in range(X)]
         xc = [tiles[x].t_col for x in range(X)]
         xq = [tiles[x].replica for x in range(X)]
-        leader = [Signal(name=f"leader{x}") for x in range(X)]  # accumulates its block, runs its Post
         sleader = [Signal(name=f"sleader{x}") for x in range(X)]  # counts its (gchunk, rchunk, copy) stream
         for x in range(X):
-            st.d.comb += [leader[x].eq(in_round[x] & tiles[x].leader), sleader[x].eq(in_round[x] & tiles[x].sleader)]
+            st.d.comb += sleader[x].eq(in_round[x] & tiles[x].sleader)
         # what every leader's MemberSum of chunk c reads (one signal each, shared by the copies; the
         # last chunk is padded with crossbars that are never in the round)
         n_chunks, chunk = member_chunks(cfg)

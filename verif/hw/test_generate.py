@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """SystemVerilog generation: always_comb (no X at t=0 under Icarus), no machine paths, lint-clean
 under `verilator --lint-only -Wall` with the waivers of hw/lint.vlt (skipped without Verilator)."""
 
