@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -241,19 +243,27 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _write_verilog(cfg, blackbox: bool, out: str) -> dict:
+    from hw.generate import write
+    from hw.top import Top
+
+    return write(Top(cfg=cfg, blackbox_macros=blackbox), "aras_top", cfg, out,
+                 extra={"blackbox_macros": blackbox, "macro": "aras_xbar_macro.v" if blackbox else None})
+
+
 def cmd_verilog(args) -> int:
     from . import config as C
 
     cfg = C.load(args.config)
-    from hw.generate import lint_clean, macro_stub, write
-    from hw.top import Top
+    from hw.generate import lint_clean, macro_stub
 
     out = Path(args.out)
     print(f"elaborating the {cfg.name} top level ({cfg.n_xbars} crossbars"
           f"{', macros black-boxed' if args.blackbox_macros else ''}) ...")
-    man = write(Top(cfg=cfg, blackbox_macros=args.blackbox_macros), "aras_top", cfg, out,
-                extra={"blackbox_macros": args.blackbox_macros,
-                       "macro": "aras_xbar_macro.v" if args.blackbox_macros else None})
+    # in a child process: the elaborated paper design holds ~20 GB until that process ends, and
+    # Verilator needs the memory next
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as ex:
+        man = ex.submit(_write_verilog, cfg, args.blackbox_macros, str(out)).result()
     if args.blackbox_macros:
         (out / "aras_xbar_macro.v").write_text(macro_stub(cfg))
     print(f"wrote {out / man['file']} ({man['lines']:,} lines, {man['generation_s']:.1f} s) and manifest.json")
