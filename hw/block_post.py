@@ -5,7 +5,7 @@ In the cycle the PEs' decoded partial sums arrive (``pv``), the leader adds the 
 block's members (crossbar y is one when it runs in the round and its ``lead`` is this crossbar;
 cross-PE reduction is free, §13.2), which its :class:`MemberSum` units deliver per chunk of crossbars
 (``parts``), and,
-for pmode middle/last, the restored int32 partial sums (one combinational Gbuffer word port per lane,
+for pmode middle/last, the restored int32 partial sums (one combinational Gbuffer int32 port per lane,
 ``grd``), all modulo 2^32; a ``datapath.Post`` adds the bias and requantizes, or passes the raw sum for
 a spill (pmode first/middle). In the next cycle (Post's output) lane j writes its int8 output (CHW /
 sequence layout) or its int32 spill through write port ``gwr[j]``.
@@ -42,10 +42,11 @@ __all__ = ["BlockPost", "MemberSum", "member_chunks"]
 
 def member_chunks(cfg: Config) -> tuple[int, int]:
     """(k, n): the crossbars split into k chunks of n (the last padded) so that one :class:`MemberSum`
-    has fewer than ``hw.shared.MAX_OUT_BITS`` port bits in each direction (Amaranth numbers a
-    module's port bits, like a cell's outputs, in 16 bits)."""
-    X, per_x = cfg.n_xbars, 32 * cfg.weight_cols + 1 + isa.TILE["lead"].shape.width
-    n_max = max(1, (shared.MAX_OUT_BITS - 16) // per_x)
+    has at most ``hw.shared.MAX_PORT_BITS`` input bits (per crossbar: partial sums, ``valid``,
+    ``lead``; plus ``index``), so that generation emits it as a shared module."""
+    lead = isa.TILE["lead"].shape.width
+    X, per_x = cfg.n_xbars, psum_layout(cfg).size + 1 + lead
+    n_max = max(1, (shared.MAX_PORT_BITS - lead) // per_x)
     k = -(-X // n_max)
     return k, -(-X // k)
 
@@ -166,10 +167,14 @@ class BlockPost(wiring.Component):
         restore = Signal()
         spill = Signal()
         prow = Signal(32)
+
+        def psum_addr(bb, pos):  # byte address of the int32 psum row of (batch item, position)
+            return self.pbase + (bb * P + pos) * ncols * 4
+
         m.d.comb += [pp.eq(tile.replica * self.per + self.pidx_p),
                      go.eq(self.pv & tile.valid & tile.leader & (pp < P)),
                      restore.eq((tile.pmode == 2) | (tile.pmode == 3)), spill.eq((tile.pmode == 1) | (tile.pmode == 2)),
-                     prow.eq(self.pbase + (self.bb_p * P + pp) * ncols * 4)]
+                     prow.eq(psum_addr(self.bb_p, pp))]
         part = post.part.payload
         rcnt = []
         prev_w = None
@@ -199,7 +204,7 @@ class BlockPost(wiring.Component):
         po = Signal(32)
         srow = Signal(32)
         m.d.comb += [po.eq(tile.replica * self.per + self.pidx_o),
-                     srow.eq(self.pbase + (self.bb_o * P + po) * ncols * 4)]
+                     srow.eq(psum_addr(self.bb_o, po))]
 
         def out_addr(ch):  # output byte of channel ch (sequence / CHW layout)
             return self.obase + Mux(self.is_lin, po * desc.wo + ch, ch * P + po)

@@ -5,7 +5,7 @@ Row k of tile (gchunk ``g``, rchunk ``r``) holds unrolled-kernel row ``kk = r·R
 ``t = k // kg`` (``kg`` = rows per group; one group unless packed). A conv row is (cin, i, j) in
 (c, kh, kw) order and reads input byte ``(cin, oh·sh − pt + i·dh, ow·sw − pl + j·dw)`` of the position
 (``oh``, ``ow``); padding (outside the input) and rows ≥ ``rows`` feed ``zx`` and touch no word. A linear
-row reads byte ``pos·K + kk``. Every row has its own combinational Gbuffer word port (§13.2: no port
+row reads byte ``pos·K + kk``. Every row has its own combinational Gbuffer byte port (§13.2: no port
 limit), so the vector is there in the cycle the position starts.
 
 ``reads`` is the §7.4 input stream's word count for this position: a word access whenever a valid row's

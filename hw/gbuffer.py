@@ -154,8 +154,9 @@ class Gbuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wb = self._cfg.gbuf_word_bytes
+        wr_be = [p.be & p.en.replicate(wb) for p in self.wr]  # the bytes each write port writes
         if shared.library() is not None:
-            self._storage_instance(m)
+            self._storage_instance(m, wr_be)
         else:
             m.submodules.mem = mem = self._mem
             for k in range(self._n_rd):
@@ -168,9 +169,7 @@ class Gbuffer(wiring.Component):
                     m.d.comb += [p.addr.eq(port.addr // wb), port.data.eq(p.data.word_select(lane, 8 * nbytes))]
             for k in range(self._n_wr):
                 p = mem.write_port(domain="sync", granularity=8)
-                en = self.wr[k].en
-                m.d.comb += [p.addr.eq(self.wr[k].addr), p.data.eq(self.wr[k].data),
-                             p.en.eq(self.wr[k].be & en.replicate(wb))]
+                m.d.comb += [p.addr.eq(self.wr[k].addr), p.data.eq(self.wr[k].data), p.en.eq(wr_be[k])]
         reads = tree_sum([self.rd[k].en & self.rd[k].count for k in range(self._n_rd)] + [self.extra_reads])
         writes = tree_sum([self.wr[k].en & self.wr[k].count for k in range(self._n_wr)])
         active = tree_sum(list(self.bank_on))
@@ -181,13 +180,13 @@ class Gbuffer(wiring.Component):
         ]
         return m
 
-    def _storage_instance(self, m) -> None:
+    def _storage_instance(self, m, wr_be) -> None:
         """The storage array as replicas of ``hw.sram``'s module (added to the emitting library)."""
         self._mem._MustUse__silence = True  # replaced by the instances
         cfg, wb = self._cfg, self._cfg.gbuf_word_bytes
         lib = shared.library()
         wr = {"i_wr_addr": Cat(p.addr for p in self.wr), "i_wr_data": Cat(p.data for p in self.wr),
-              "i_wr_be": Cat(p.be & p.en.replicate(wb) for p in self.wr)}
+              "i_wr_be": Cat(wr_be)}
         for i, (rd, c8, c32) in enumerate(sram.split(self._n_rd, self._n_c8, self._n_c32, 8 * wb)):
             name = f"{STORAGE_MODULE}_r{len(rd)}_b{len(c8)}_w{len(c32)}"
             text = sram.storage_sv(name, depth=_words(cfg), width=8 * wb, n_rd=len(rd), n_c8=len(c8),

@@ -168,7 +168,7 @@ class Pe(wiring.Component):
                 m.d.sync += held[d].eq(lane_payload[rank])
             c = Signal(tile_layout(cfg), name=f"drv_cur{d}")
             dm.d.comb += c.eq(Mux(st, lane_payload[rank], held[d]))
-            cur.append((st | weng.busy[d], c))
+            cur.append(c)
 
         # tile metadata: not reset (survives like the cells)
         meta = [Signal(meta_layout(cfg), name=f"meta{x}", reset_less=True) for x in range(XP)]
@@ -177,7 +177,7 @@ class Pe(wiring.Component):
             mm.d.comb += self.meta[x].eq(meta[x])
         for d in range(D):
             dn = self.done[d]
-            _, c = cur[d]
+            c = cur[d]
             with m.If(dn.valid & dn.ready):
                 for x in range(XP):
                     with m.If(dn.payload.xbar == x):

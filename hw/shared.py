@@ -6,9 +6,10 @@ a unit to a parent module: outside generation (Amaranth's simulator, module test
 submodule; while :func:`emitting` is active (``hw.generate``), the first unit of a module name is
 converted on its own and every unit of that name becomes an ``Instance`` of it, its ports wired to the
 unit's own port signals. The caller names the module so that equal names mean equal hardware (same
-class, same configuration, same parameters). A unit with more than :data:`MAX_OUT_BITS` (65,535) output bits
-(the ``paper`` PE: 64 crossbars of 32 int32 partial sums) stays an ordinary submodule: Amaranth 0.5
-numbers an instance's output bits in 16 bits.
+class, same configuration, same parameters). A unit with more than :data:`MAX_PORT_BITS` (65,535)
+output or input bits stays an ordinary submodule: Amaranth 0.5 numbers a cell's output bits in 16 bits,
+which limits an instance's outputs and, converting the unit on its own, its top-level inputs (the
+outputs of the netlist's top cell). The ``paper`` PE (64 crossbars of 32 int32 partial sums) is one.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import re
 from amaranth.hdl import ClockSignal, Instance, ResetSignal, Value
 from amaranth.lib import wiring
 
-__all__ = ["MAX_OUT_BITS", "emitting", "library", "place"]
+__all__ = ["MAX_PORT_BITS", "emitting", "library", "place"]
 
-MAX_OUT_BITS = (1 << 16) - 1  # Amaranth 0.5 numbers a cell's output bits in 16 bits (and asks for bit + 1)
+MAX_PORT_BITS = (1 << 16) - 1  # per direction; Amaranth 0.5 numbers a cell's output bits in 16 bits (and asks
+# for bit + 1)
 
 _LIBRARY: contextvars.ContextVar[dict | None] = contextvars.ContextVar("aras_shared_modules", default=None)
 
@@ -61,7 +63,9 @@ def place(m, name: str, unit: wiring.Component, module: str, drive: dict | None 
     unknown = [k for k in drive if k not in ports or ports[k][0].flow != wiring.In]
     if unknown:
         raise ValueError(f"place: {module} has no input port {unknown[0]!r}")
-    if lib is None or sum(len(Value.cast(v)) for mb, v in ports.values() if mb.flow == wiring.Out) > MAX_OUT_BITS:
+    widths = {flow: sum(len(Value.cast(v)) for mb, v in ports.values() if mb.flow == flow)
+              for flow in (wiring.In, wiring.Out)}
+    if lib is None or max(widths.values()) > MAX_PORT_BITS:
         m.submodules[name] = unit
         m.d.comb += [ports[k][1].eq(v) for k, v in drive.items()]
         return

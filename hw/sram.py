@@ -24,22 +24,22 @@ unit does it).
 
 from __future__ import annotations
 
-from .shared import MAX_OUT_BITS
+from .shared import MAX_PORT_BITS
 
 __all__ = ["split", "storage_sv"]
 
 
 def split(n_rd: int, n_c8: int, n_c32: int, width: int) -> list[tuple[range, range, range]]:
     """Ports of each replica, as (sync read, c8, c32) index ranges: replica 0 takes the sync read ports,
-    then c8 and c32 ports fill replicas in order up to :data:`MAX_OUT_BITS` output bits each."""
-    if n_rd * width > MAX_OUT_BITS:
+    then c8 and c32 ports fill replicas in order up to :data:`MAX_PORT_BITS` output bits each."""
+    if n_rd * width > MAX_PORT_BITS:
         raise ValueError(f"sram: {n_rd} synchronous read ports of {width} bits exceed one replica")
-    reps, free = [[range(n_rd), [], []]], MAX_OUT_BITS - n_rd * width
+    reps, free = [[range(n_rd), [], []]], MAX_PORT_BITS - n_rd * width
     for kind, n, bits in ((1, n_c8, 8), (2, n_c32, 32)):
         for k in range(n):
             if free < bits:
                 reps.append([range(0), [], []])
-                free = MAX_OUT_BITS
+                free = MAX_PORT_BITS
             reps[-1][kind].append(k)
             free -= bits
     return [(r, range(c8[0], c8[-1] + 1) if c8 else range(0), range(c32[0], c32[-1] + 1) if c32 else range(0))

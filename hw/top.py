@@ -31,7 +31,7 @@ Ports
 ``peek_*``: combinational crossbar row read while the write engines are idle (testbench)
 
 Structural notes (all inside the spec's §13.2 simplifications): the compute engine reads the input
-vectors and restored partial sums through combinational Gbuffer word ports and writes outputs through
+vectors and restored partial sums through combinational Gbuffer byte / int32 ports and writes outputs through
 one Gbuffer write port per output lane (disjoint byte enables may hit one word in one cycle): the
 Gbuffer's ``crd8``, ``crd32`` and ``wr`` ports. ``dram_in`` writes the DRAM unit's byte-lane memories.
 """

@@ -77,7 +77,7 @@ def test_split_spreads_ports_over_replicas():
     assert len(reps) == 1 and list(reps[0][0]) == [0, 1]
     paper = sram.split(17, 256 * 128, 256 * 32, 256)  # the paper top: 9 replicas
     assert len(paper) == 9 and sum(len(c8) for _, c8, _ in paper) == 256 * 128
-    assert all(len(rd) * 256 + len(c8) * 8 + len(c32) * 32 <= sram.MAX_OUT_BITS for rd, c8, c32 in paper)
+    assert all(len(rd) * 256 + len(c8) * 8 + len(c32) * 32 <= sram.MAX_PORT_BITS for rd, c8, c32 in paper)
     assert [len(rd) for rd, _, _ in paper] == [17] + [0] * 8
     with pytest.raises(ValueError, match="synchronous read ports"):
         sram.split(300, 0, 0, 256)
@@ -87,7 +87,7 @@ def test_gbuffer_storage_replicas_vs_numpy(cocotb_build_root, tmp_path, monkeypa
     cfg = config()
     rng = np.random.default_rng(2026)
     init = rng.integers(0, 256, 40).astype(np.uint8).tobytes()
-    monkeypatch.setattr(sram, "MAX_OUT_BITS", REPLICA_BITS)
+    monkeypatch.setattr(sram, "MAX_PORT_BITS", REPLICA_BITS)
     sv = to_sv(unit(cfg, init), TOP)
     assert len(re.findall(r"^\s*aras_gbuf_storage_\S+ storage\d+ \(", sv, re.M)) == 3
     design = build(unit(cfg, init), TOP, cocotb_build_root)

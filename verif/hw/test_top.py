@@ -160,9 +160,10 @@ def test_block_sums_over_chunks_of_crossbars(monkeypatch):
     last one padded), as at ``paper`` (5 chunks of 52): a linear layer whose blocks span many tiles."""
     from hw import shared
     from hw.block_post import member_chunks
+    from hw.datapath import psum_layout
 
-    per_x = 32 * TINY.weight_cols + 1 + 12  # partial sums, valid and lead of one crossbar
-    monkeypatch.setattr(shared, "MAX_OUT_BITS", 16 + 3 * per_x)
+    per_x = psum_layout(TINY).size + 1 + 12  # partial sums, valid and lead of one crossbar
+    monkeypatch.setattr(shared, "MAX_PORT_BITS", 12 + 3 * per_x)
     assert member_chunks(TINY) == (3, 3)
     lin = _linear(4)
     run_jobs(TINY, [Job(lin, schedule(lin, TINY, "aras"), _inputs(lin, 1, 13), "linear, member sums in chunks")])
