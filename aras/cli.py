@@ -255,7 +255,8 @@ def cmd_verilog(args) -> int:
     from . import config as C
 
     cfg = C.load(args.config)
-    from hw.generate import lint_clean, macro_stub
+    from hw.generate import macro_stub
+    from hw.lint import lint
 
     out = Path(args.out)
     print(f"elaborating the {cfg.name} top level ({cfg.n_xbars} crossbars"
@@ -267,7 +268,7 @@ def cmd_verilog(args) -> int:
     if args.blackbox_macros:
         (out / "aras_xbar_macro.v").write_text(macro_stub(cfg))
     print(f"wrote {out / man['file']} ({man['lines']:,} lines, {man['generation_s']:.1f} s) and manifest.json")
-    verdict = lint_clean(out, "aras_top")
+    verdict = lint(out, "aras_top", args.lint)
     print(f"lint: {verdict}")
     return 0
 
@@ -339,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--out", required=True)
     v.add_argument("--blackbox-macros", action="store_true",
                    help="crossbars as instances of the external aras_xbar_macro (a stub declares its ports)")
+    v.add_argument("--lint", choices=("auto", "whole", "modules"), default="auto",
+                   help="verilator --lint-only -Wall on the whole design, or module by module with stubs of "
+                        "each module's submodules (auto: whole up to 64 MB of text; see hw/lint.py)")
     v.set_defaults(fn=cmd_verilog)
     from sim_models.scheduler import MODES
 

@@ -36,7 +36,7 @@ port               dir    shape                              meaning
 ``row``            In     range(xbar_rows)                   row index r within the tile
 ``old``            In     ``xbar_cols`` × unsigned(cb)       current levels (``crossbar.rd``)
 ``mode``           In     1                                  0 blind, 1 differential
-``new``            Out    ``xbar_cols`` × unsigned(cb)       target levels
+``target``         Out    ``xbar_cols`` × unsigned(cb)       target levels (``new`` below)
 ``used``           Out    ``xbar_cols``                      j < C_phys
 ``mask``           Out    ``xbar_cols``                      cells to program
 ``changed``        Out    1                                  mask ≠ 0
@@ -149,7 +149,7 @@ class Encoder(wiring.Component):
             "row": In(range(cfg.xbar_rows)),
             "old": In(levels_layout(cfg)),
             "mode": In(1),
-            "new": Out(levels_layout(cfg)),
+            "target": Out(levels_layout(cfg)),
             "used": Out(cols),
             "mask": Out(cols),
             "changed": Out(1),
@@ -212,7 +212,7 @@ class Encoder(wiring.Component):
             lv_off = off_code[jo][s * cb:(s + 1) * cb]
             sm_code = Mux(self.flags[js] ^ half, neg[js], pos[js])
             lv_sm = sm_code[s * cb:(s + 1) * cb]
-            used, new, old, mask = self.used[j], self.new[j], self.old[j], self.mask[j]
+            used, new, old, mask = self.used[j], self.target[j], self.old[j], self.mask[j]
             inb = Mux(self.family, in_block[js], in_block[jo])
             m.d.comb += [
                 used.eq(Mux(self.family, self.wcols > js, self.wcols > jo)),

@@ -17,7 +17,6 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from aras.config import Config
-from aras.errors import ArasError
 
 from . import shared
 
@@ -105,24 +104,3 @@ def write(component: wiring.Component, name: str, cfg: Config, out_dir: str | Pa
                 "generation_s": round(dt, 3), "lines": sv.count("\n"), **(extra or {})}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
-
-
-LINT_WAIVERS = Path(__file__).with_name("lint.vlt")
-
-
-def lint_clean(out_dir: str | Path, top: str) -> str:
-    """Run ``verilator --lint-only -Wall`` (waivers: hw/lint.vlt) on ``out_dir``'s Verilog; returns a verdict
-    line. Debian's Verilator 5.006 is fine for linting."""
-    import shutil
-    import subprocess
-
-    if shutil.which("verilator") is None:
-        return "skipped (verilator not installed)"
-    out = Path(out_dir)
-    files = [str(LINT_WAIVERS)] + sorted(str(p) for p in out.glob("*.v")) + [str(out / f"{top}.sv")]
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", *files, "--top-module", top],
-                       capture_output=True, text=True)
-    if r.returncode == 0:
-        return "clean (verilator --lint-only -Wall, waivers in hw/lint.vlt)"
-    first = next((ln for ln in r.stderr.splitlines() if ln.startswith("%")), r.stderr.strip()[:200])
-    raise ArasError(f"lint failed: {first}")

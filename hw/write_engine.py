@@ -221,7 +221,7 @@ class WriteEngine(wiring.Component):
             rd, wr = self.xrd[x], self.xwr[x]
             for active, cur, row_e, commit, enc in reversed(drv):
                 with m.If(active & (cur.xbar == x)):
-                    m.d.comb += [self.xact[x].eq(1), rd.row.eq(row_e), wr.row.eq(row_e), wr.levels.eq(enc.new),
+                    m.d.comb += [self.xact[x].eq(1), rd.row.eq(row_e), wr.row.eq(row_e), wr.levels.eq(enc.target),
                                  wr.mask.eq(enc.mask), wr.en.eq(commit & ~in_reset)]
 
         # Counters, added in each row's write cycle (§8.3, §11).

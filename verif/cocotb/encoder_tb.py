@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """cocotb module: the generated Verilog of ``hw.encoder.Encoder`` (purely combinational, no clock)
 against a row vector file (``ARAS_VECTORS``, written by ``test_encoder_tb.py``): per row the inputs
-(weights, family, flags, tile geometry, row, old levels, mode) and the expected ``new``, ``used``,
+(weights, family, flags, tile geometry, row, old levels, mode) and the expected ``target``, ``used``,
 ``mask``, ``changed``, ``cphys``, ``row_cycles`` and ``hist`` from the golden model."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from hw.encoder import Encoder
 from verif.cocotb.tb import TB, assert_equal, load_config, load_vectors
 
 INPUTS = ("w", "family", "flags", "wcols", "pack_g", "pack_k", "pack_n", "row", "old", "mode")
-ARRAY_OUTS = ("new", "hist")
+ARRAY_OUTS = ("target", "hist")
 INT_OUTS = ("used", "mask", "changed", "cphys", "row_cycles")
 
 

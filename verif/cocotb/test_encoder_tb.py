@@ -36,7 +36,7 @@ def _case_rows(cfg, tb, t: Tile, family: str, w, flags, new, old, mode: int, row
             "family": int(family == "signmag"), "flags": int(sum(int(f) << j for j, f in enumerate(flags))),
             "wcols": t.wcols, "pack_g": t.pack_g, "pack_k": t.pack_k, "pack_n": t.pack_n, "row": r,
             "old": np.asarray(old[r], np.int64), "mode": mode,
-            "exp_new": np.pad(new[r].astype(np.int64), (0, C - c)), "exp_used": (1 << c) - 1,
+            "exp_target": np.pad(new[r].astype(np.int64), (0, C - c)), "exp_used": (1 << c) - 1,
             "exp_mask": int(sum(1 << j for j in np.flatnonzero(mask))),
             "exp_changed": int(ref.rows_written == 1 if mode else mask.any()), "exp_cphys": c,
             "exp_row_cycles": int(ref.row_cycles[0]), "exp_hist": np.asarray(ref.cells_changed, np.int64),

@@ -81,7 +81,7 @@ def test_worked_example_8_3():
 
     async def bench(ctx):
         _row_set(ctx, dut, [-88, 87], 0, [0, 0], 2, (1, 1, 2), 0, old, 1)
-        assert [int(v) for v in ctx.get(dut.new)] == [0, 2, 2, 0, 3, 1, 1, 3] + [0] * 8
+        assert [int(v) for v in ctx.get(dut.target)] == [0, 2, 2, 0, 3, 1, 1, 3] + [0] * 8
         assert ctx.get(dut.mask) == 0b10101010 and ctx.get(dut.used) == 0xFF and ctx.get(dut.cphys) == 8
         assert ctx.get(dut.slowest) == 2 and ctx.get(dut.row_cycles) == 4  # 1 + 1 + 2
         hist = [int(v) for v in ctx.get(dut.hist)]
@@ -120,7 +120,7 @@ def test_corner_weights():
     async def bench(ctx):
         for w, family, flag, levels in CORNERS:
             _row_set(ctx, dut, [w], family, [flag], 1, (1, 1, 1), 0, [0] * 16, 0)
-            assert [int(v) for v in ctx.get(dut.new)] == levels + [0] * (16 - len(levels)), (w, family, flag)
+            assert [int(v) for v in ctx.get(dut.target)] == levels + [0] * (16 - len(levels)), (w, family, flag)
 
     _simulate(dut, bench)
 
@@ -167,7 +167,7 @@ def test_random_rows_vs_golden(name):
                 _row_set(ctx, dut, w[r], int(family == "signmag"), flags, t.wcols, (t.pack_g, t.pack_k, t.pack_n),
                          r, old[r], int(mode))
                 ref = write_tile(old[r:r + 1, :c].astype(np.uint8), new[r:r + 1].astype(np.uint8), int(mode), tb)
-                got_new = np.array([int(v) for v in ctx.get(dut.new)])
+                got_new = np.array([int(v) for v in ctx.get(dut.target)])
                 assert np.array_equal(got_new[:c], new[r]) and not got_new[c:].any(), (t, family, r)
                 used = _bits(ctx.get(dut.used), cfg.xbar_cols)
                 assert used[:c].all() and not used[c:].any() and ctx.get(dut.cphys) == c
