@@ -79,11 +79,15 @@ def storage_sv(name: str, *, depth: int, width: int, n_rd: int, n_c8: int, n_c32
                     f"    wire [{width - 1}:0] word = mem[a / {nb}];",
                     f"    assign {kind}_data[k * {bits} +: {bits}] = word[(a % {nb}) * 8 +: {bits}];",
                     "  end"]
-    out += ["  always_ff @(posedge clk) begin"]
     if n_rd:
-        out += [f"    for (int k = 0; k < {n_rd}; k++)",
+        out += ["  always_ff @(posedge clk)",
+                f"    for (int k = 0; k < {n_rd}; k++)",
                 f"      if (rd_en[k]) rd_data[k * {width} +: {width}] <= mem[rd_addr[k * {a} +: {a}]];"]
-    out += [f"    for (int k = 0; k < {n_wr}; k++)",
+    # One process per write port: Verilator cannot schedule non-blocking writes to an array inside a
+    # loop it does not unroll (BLKLOOPINIT; it unrolls up to 64 iterations, paper has 8,195 ports).
+    # Plain ``always``: several processes write ``mem``, which ``always_ff`` forbids.
+    out += [f"  for (genvar k = 0; k < {n_wr}; k++) begin : wr",
+            "    always @(posedge clk)",
             f"      for (int b = 0; b < {nb}; b++)",
             f"        if (wr_be[k * {nb} + b])",
             f"          mem[wr_addr[k * {a} +: {a}]][8 * b +: 8] <= wr_data[k * {width} + 8 * b +: 8];",
