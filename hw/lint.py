@@ -134,7 +134,8 @@ def lint(out_dir: str | Path, top: str, mode: str = "auto", jobs: int = 2) -> st
         bad = [(n, r) for n, r in ex.map(one, order) if r.returncode]
     if bad:
         name, r = bad[0]
-        raise ArasError(f"lint failed in module {name!r} ({len(bad)} of {len(mods)} modules fail): "
-                        f"{_first_error(r.stderr)}")
+        rest = ", ".join(repr(n) for n, _ in bad[1:6]) + (", ..." if len(bad) > 6 else "")
+        raise ArasError(f"lint failed in module {name!r} ({len(bad)} of {len(mods)} modules fail"
+                        f"{'; also ' + rest if rest else ''}): {_first_error(r.stderr)}")
     return (f"clean (verilator --lint-only -Wall module by module: {len(mods)} modules of a {size / 2**20:.1f} MB "
             f"design, each with port-exact stubs of its submodules; waivers in hw/lint.vlt)")

@@ -60,7 +60,7 @@ def storage_sv(name: str, *, depth: int, width: int, n_rd: int, n_c8: int, n_c32
     decl = ["input clk"]
     if n_rd:
         decl += [f"input [{n_rd * a - 1}:0] rd_addr", f"input [{n_rd - 1}:0] rd_en",
-                 f"output logic [{n_rd * width - 1}:0] rd_data"]
+                 f"output [{n_rd * width - 1}:0] rd_data"]
     for kind, n, bits in (("c8", n_c8, 8), ("c32", n_c32, 32)):
         if n:
             decl += [f"input [{n * ba - 1}:0] {kind}_addr", f"output [{n * bits - 1}:0] {kind}_data"]
@@ -74,22 +74,37 @@ def storage_sv(name: str, *, depth: int, width: int, n_rd: int, n_c8: int, n_c32
     out += ["  end"]
     for kind, n, bits in (("c8", n_c8, 8), ("c32", n_c32, 32)):
         if n:
-            out += [f"  for (genvar k = 0; k < {n}; k++) begin : {kind}",
-                    f"    wire [{ba - 1}:0] a = {kind}_addr[k * {ba} +: {ba}];",
-                    f"    wire [{width - 1}:0] word = mem[a / {nb}];",
-                    f"    assign {kind}_data[k * {bits} +: {bits}] = word[(a % {nb}) * 8 +: {bits}];",
-                    "  end"]
+            out += _gen_for(kind, n, [f"wire [{ba - 1}:0] a = {kind}_addr[k * {ba} +: {ba}];",
+                                      f"wire [{width - 1}:0] word = mem[a / {nb}];",
+                                      f"assign {kind}_data[k * {bits} +: {bits}] = word[(a % {nb}) * 8 +: {bits}];"])
     if n_rd:
-        out += ["  always_ff @(posedge clk)",
-                f"    for (int k = 0; k < {n_rd}; k++)",
-                f"      if (rd_en[k]) rd_data[k * {width} +: {width}] <= mem[rd_addr[k * {a} +: {a}]];"]
+        out += _gen_for("rd", n_rd, [f"logic [{width - 1}:0] q;",
+                                     f"always_ff @(posedge clk) if (rd_en[k]) q <= mem[rd_addr[k * {a} +: {a}]];",
+                                     f"assign rd_data[k * {width} +: {width}] = q;"])
     # One process per write port: Verilator cannot schedule non-blocking writes to an array inside a
     # loop it does not unroll (BLKLOOPINIT; it unrolls up to 64 iterations, paper has 8,195 ports).
     # Plain ``always``: several processes write ``mem``, which ``always_ff`` forbids.
-    out += [f"  for (genvar k = 0; k < {n_wr}; k++) begin : wr",
-            "    always @(posedge clk)",
-            f"      for (int b = 0; b < {nb}; b++)",
-            f"        if (wr_be[k * {nb} + b])",
-            f"          mem[wr_addr[k * {a} +: {a}]][8 * b +: 8] <= wr_data[k * {width} + 8 * b +: 8];",
-            "  end", "endmodule", ""]
-    return "\n".join(out)
+    out += _gen_for("wr", n_wr, ["always @(posedge clk)",
+                                 f"  for (int b = 0; b < {nb}; b++)",
+                                 f"    if (wr_be[k * {nb} + b]) mem[wr_addr[k * {a} +: {a}]][8 * b +: 8]",
+                                 f"      <= wr_data[k * {width} + 8 * b +: 8];"])
+    return "\n".join(out + ["endmodule", ""])
+
+
+# Verilator 5.006 stops unrolling a generate loop after 1,024 iterations ("Loop unrolling took too
+# long"); longer port loops are nested.
+GEN_LOOP_MAX = 1024
+
+
+def _gen_for(label: str, n: int, body: list[str]) -> list[str]:
+    """A generate loop over ports ``k`` = 0 .. ``n`` - 1 around ``body`` (lines that use ``k``), nested
+    in blocks of :data:`GEN_LOOP_MAX` when longer."""
+    if n <= GEN_LOOP_MAX:
+        return [f"  for (genvar k = 0; k < {n}; k++) begin : {label}", *("    " + b for b in body), "  end"]
+    lo = GEN_LOOP_MAX
+    return [f"  for (genvar kh = 0; kh < {-(-n // lo)}; kh++) begin : {label}",
+            f"    for (genvar kl = 0; kl < {lo}; kl++) begin : g",
+            f"      if (kh * {lo} + kl < {n}) begin : v",
+            f"        localparam int k = kh * {lo} + kl;",
+            *("        " + b for b in body),
+            "      end", "    end", "  end"]

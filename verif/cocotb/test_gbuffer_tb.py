@@ -83,13 +83,18 @@ def test_split_spreads_ports_over_replicas():
         sram.split(300, 0, 0, 256)
 
 
-def test_gbuffer_storage_replicas_vs_numpy(cocotb_build_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("loop_max", [None, 2], ids=["flat", "nested"])
+def test_gbuffer_storage_replicas_vs_numpy(cocotb_build_root, tmp_path, monkeypatch, loop_max):
+    """``nested``: port loops longer than 2 are nested generate loops (as paper's 8,195 write ports are)."""
     cfg = config()
     rng = np.random.default_rng(2026)
     init = rng.integers(0, 256, 40).astype(np.uint8).tobytes()
     monkeypatch.setattr(sram, "MAX_PORT_BITS", REPLICA_BITS)
+    if loop_max:
+        monkeypatch.setattr(sram, "GEN_LOOP_MAX", loop_max)
     sv = to_sv(unit(cfg, init), TOP)
     assert len(re.findall(r"^\s*aras_gbuf_storage_\S+ storage\d+ \(", sv, re.M)) == 3
+    assert ("localparam int k = kh * 2 + kl;" in sv) is bool(loop_max)
     design = build(unit(cfg, init), TOP, cocotb_build_root)
     vec = gbuffer_vectors(cfg, init, rng)
     design.run("verif.cocotb.gbuffer_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec))
