@@ -10,15 +10,16 @@ which knows whether a mux slot serves a used column.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from aras.config import Config
 
+from .unit import Unit
+
 __all__ = ["Adc"]
 
 
-class Adc(wiring.Component):
+class Adc(Unit):
     """Clipping ADC.
 
     Parameters
@@ -35,14 +36,8 @@ class Adc(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"Adc: cfg must be an aras.config.Config, not {cfg!r}")
-        self._cfg = cfg
+        self._take_cfg(cfg)
         super().__init__({"value": In(unsigned(cfg.adc_exact_bits)), "code": Out(unsigned(cfg.adc_bits))})
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     def elaborate(self, platform):
         m = Module()

@@ -48,6 +48,7 @@ from .adc import Adc
 from .crossbar import Crossbar, read_signature, write_signature
 from .shared import place
 from .tree import tree_sum
+from .unit import Unit
 
 __all__ = ["Apu", "item_layout", "tsum_layout", "tsum_width"]
 
@@ -97,7 +98,7 @@ def _meta_layout(cfg: Config) -> data.StructLayout:
     })
 
 
-class Apu(wiring.Component):
+class Apu(Unit):
     """Analog processing unit: crossbars, DACs, S&H, ADCs and shift-and-add (see module docstring).
 
     Parameters
@@ -128,10 +129,8 @@ class Apu(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config, blackbox: bool = False):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"Apu: cfg must be an aras.config.Config, not {cfg!r}")
+        self._take_cfg(cfg)
         # (t_read_mvm_ns > 0 is validated by Config, so T_mvm >= 1.)
-        self._cfg = cfg
         self._blackbox = bool(blackbox)
         super().__init__({
             "item": In(stream.Signature(item_layout(cfg))),
@@ -143,10 +142,6 @@ class Apu(wiring.Component):
             "dac_activations": Out(COUNTER_BITS),
             "adc_conversions": Out(COUNTER_BITS),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def blackbox(self) -> bool:

@@ -24,7 +24,7 @@ placement with a free single-cycle reduction.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from aras import isa
@@ -36,6 +36,7 @@ from .datapath import Post, psum_layout
 from .gbuffer import WritePortSignature, comb_read_signature
 from .shared import place
 from .tree import tree_sum
+from .unit import Unit
 
 __all__ = ["BlockPost", "MemberSum", "member_chunks"]
 
@@ -51,7 +52,7 @@ def member_chunks(cfg: Config) -> tuple[int, int]:
     return k, -(-X // k)
 
 
-class MemberSum(wiring.Component):
+class MemberSum(Unit):
     """Lane-wise sum of the partial sums of the members, among ``n`` crossbars, of the block led by
     crossbar ``index`` (a member runs in the round and its ``lead`` is ``index``), modulo 2^32.
 
@@ -63,9 +64,8 @@ class MemberSum(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config, n: int):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"MemberSum: cfg must be an aras.config.Config, not {cfg!r}")
-        self._cfg, self._n = cfg, n
+        self._take_cfg(cfg)
+        self._n = n
         lead = isa.TILE["lead"].shape
         super().__init__({
             "psum": In(psum_layout(cfg)).array(n),
@@ -74,10 +74,6 @@ class MemberSum(wiring.Component):
             "index": In(lead),
             "sum": Out(data.ArrayLayout(unsigned(32), cfg.weight_cols)),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     def elaborate(self, platform):
         m = Module()
@@ -89,7 +85,7 @@ class MemberSum(wiring.Component):
         return m
 
 
-class BlockPost(wiring.Component):
+class BlockPost(Unit):
     """Post path of one crossbar (see the module docstring).
 
     Attributes (ports)
@@ -120,9 +116,7 @@ class BlockPost(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"BlockPost: cfg must be an aras.config.Config, not {cfg!r}")
-        self._cfg = cfg
+        self._take_cfg(cfg)
         cw = cfg.weight_cols
         super().__init__({
             "parts": In(data.ArrayLayout(unsigned(32), cw)).array(member_chunks(cfg)[0]),
@@ -146,10 +140,6 @@ class BlockPost(wiring.Component):
             "spill_words": Out(range(2 * cw + 1)),
             "post_ops": Out(64),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     def elaborate(self, platform):
         m = Module()

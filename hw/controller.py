@@ -77,6 +77,7 @@ from .pe import tile_layout as pe_tile_layout
 from .shared import place
 from .strobe import delayed
 from .tree import tree_reduce, tree_sum
+from .unit import Unit
 from .vector_unit import op_layout, qparam_port_signature
 from .write_engine import done_layout as wr_done_layout
 
@@ -134,7 +135,7 @@ def _lowest(bits, width: int):
     return bits.any(), idx
 
 
-class Controller(wiring.Component):
+class Controller(Unit):
     """The controller (see the module docstring for the protocol, sequencing and registers).
 
     Parameters
@@ -182,8 +183,7 @@ class Controller(wiring.Component):
 
     def __init__(self, *, cfg: Config, program_words: int = 2048, max_layers: int = 32, start_lanes: int = 1,
                  qparam_ports: int = 0, vqp_ports: int = 0, debug: bool = False):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"Controller: cfg must be an aras.config.Config, not {cfg!r}")
+        self._take_cfg(cfg)
         for name, v, lo in (("program_words", program_words, 4), ("max_layers", max_layers, 1),
                             ("start_lanes", start_lanes, 1), ("qparam_ports", qparam_ports, 0),
                             ("vqp_ports", vqp_ports, 0)):
@@ -192,7 +192,6 @@ class Controller(wiring.Component):
         if start_lanes > cfg.write_drivers_per_pe:
             raise ValueError(f"Controller: start_lanes ({start_lanes}) exceeds write_drivers_per_pe "
                              f"({cfg.write_drivers_per_pe}) of config {cfg.name!r}")
-        self._cfg = cfg
         self._words = program_words
         self._max_layers = max_layers
         self._lanes = start_lanes
@@ -230,10 +229,6 @@ class Controller(wiring.Component):
             "exec_retired": Out(24),
             "error": Out(1),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def program_words(self) -> int:
@@ -618,7 +613,7 @@ class Controller(wiring.Component):
 # ====================================================================================================
 # COMPUTE execution (the execute sequencer's COMPUTE part, with the chip-level ``datapath.post``)
 # ====================================================================================================
-class ComputeEngine(wiring.Component):
+class ComputeEngine(Unit):
     """Runs one COMPUTE round (docs/architecture.md §5, §6.3, §7.4, §10.3) on the PEs' APUs.
 
     Started by ``start`` in ``E_start`` with the round described by ``info``, ``tiles`` and
@@ -656,8 +651,7 @@ class ComputeEngine(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"ComputeEngine: cfg must be an aras.config.Config, not {cfg!r}")
+        self._take_cfg(cfg)
         if cfg.post_latency < 3:
             raise ValueError(f"ComputeEngine: config {cfg.name!r}: post_latency ({cfg.post_latency}) must be >= 3 "
                              "(decode, post and write-back stages)")
@@ -669,7 +663,6 @@ class ComputeEngine(wiring.Component):
         from .gbuffer import WritePortSignature, comb_read_signature
         from .pe import meta_layout
 
-        self._cfg = cfg
         X, R, cw = cfg.n_xbars, cfg.xbar_rows, cfg.weight_cols
         A = cfg.n_pe * cfg.apus_per_pe
         super().__init__({
@@ -691,10 +684,6 @@ class ComputeEngine(wiring.Component):
             "psum_spill_words": Out(64),
             "tag_error": Out(1),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     def elaborate(self, platform):  # noqa: C901 (one pipeline, kept in one place)
 

@@ -41,16 +41,11 @@ from aras.config import Config
 from aras.errors import ArasError
 
 from .tree import tree_sum
+from .unit import Unit
 
 __all__ = ["Crossbar", "levels_layout", "mvm_signature", "read_signature", "write_signature", "MACRO_NAME"]
 
 MACRO_NAME = "aras_xbar_macro"
-
-
-def _check_cfg(cfg, unit: str) -> Config:
-    if not isinstance(cfg, Config):
-        raise TypeError(f"{unit}: cfg must be an aras.config.Config, not {cfg!r}")
-    return cfg
 
 
 def levels_layout(cfg: Config) -> data.ArrayLayout:
@@ -82,7 +77,7 @@ def write_signature(cfg: Config) -> wiring.Signature:
     })
 
 
-class Crossbar(wiring.Component):
+class Crossbar(Unit):
     """ReRAM crossbar macro (behavioral or black box).
 
     Parameters
@@ -107,7 +102,7 @@ class Crossbar(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config, blackbox: bool = False, init=None):
-        self._cfg = _check_cfg(cfg, "Crossbar")
+        self._take_cfg(cfg)
         self._blackbox = bool(blackbox)
         shape = (cfg.xbar_rows, cfg.xbar_cols)
         if init is None:
@@ -129,10 +124,6 @@ class Crossbar(wiring.Component):
             "rd": In(read_signature(cfg)),
             "wr": In(write_signature(cfg)),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def blackbox(self) -> bool:

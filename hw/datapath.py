@@ -27,13 +27,14 @@ must be stable while beats of one tile / layer flow. Counters are 64 bit and cle
 """
 
 from amaranth import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from aras.config import Config
 
 from .fixedpoint import mbqm
 from .tree import tree_sum
+from .unit import Unit
 
 __all__ = [
     "Decode", "InputSum", "Post",
@@ -43,11 +44,6 @@ __all__ = [
 
 COUNTER_BITS = 64
 ACT_BITS = 8
-
-
-def _check_cfg(who: str, cfg) -> None:
-    if not isinstance(cfg, Config):
-        raise TypeError(f"{who}: cfg must be an aras.config.Config, not {type(cfg).__name__}")
 
 
 def tsum_width(cfg: Config) -> int:
@@ -122,7 +118,7 @@ def post_out_layout(lanes: int) -> data.StructLayout:
     })
 
 
-class InputSum(wiring.Component):
+class InputSum(Unit):
     """Exact per-block input sums of one offset-family tile (§5.4).
 
     Parameters
@@ -143,8 +139,7 @@ class InputSum(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        _check_cfg("InputSum", cfg)
-        self._cfg = cfg
+        self._take_cfg(cfg)
         super().__init__({
             "plane": In(stream.Signature(plane_layout(cfg))),
             "sums": Out(stream.Signature(sums_layout(cfg))),
@@ -153,10 +148,6 @@ class InputSum(wiring.Component):
             "pack_k": In(range(cfg.xbar_rows + 1)),
             "input_sum_ops": Out(COUNTER_BITS),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     def elaborate(self, platform):
         m = Module()
@@ -188,7 +179,7 @@ class InputSum(wiring.Component):
         return m
 
 
-class Decode(wiring.Component):
+class Decode(Unit):
     """Weight-column decode of one tile (§4, §5.3, §5.4).
 
     Parameters
@@ -213,8 +204,7 @@ class Decode(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        _check_cfg("Decode", cfg)
-        self._cfg = cfg
+        self._take_cfg(cfg)
         super().__init__({
             "tile": In(stream.Signature(tile_layout(cfg))),
             "psum": Out(stream.Signature(psum_layout(cfg))),
@@ -222,10 +212,6 @@ class Decode(wiring.Component):
             "flags": In(cfg.weight_cols),
             "pack_n": In(range(cfg.weight_cols + 1)),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     def elaborate(self, platform):
         m = Module()
@@ -260,7 +246,7 @@ class Decode(wiring.Component):
         return m
 
 
-class Post(wiring.Component):
+class Post(Unit):
     """Partial-sum accumulation, bias, requantization and activation clamp (§6.3).
 
     Parameters
@@ -285,11 +271,10 @@ class Post(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config, lanes: int | None = None):
-        _check_cfg("Post", cfg)
+        self._take_cfg(cfg)
         lanes = cfg.weight_cols if lanes is None else lanes
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             raise ValueError(f"Post: lanes must be an integer >= 1, not {lanes!r}")
-        self._cfg = cfg
         self._lanes = lanes
         super().__init__({
             "part": In(stream.Signature(post_in_layout(lanes))),
@@ -300,10 +285,6 @@ class Post(wiring.Component):
             "neg_en": In(1),
             "post_ops": Out(COUNTER_BITS),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def lanes(self) -> int:

@@ -35,11 +35,12 @@ lane ``a % NL`` at word ``a // NL``, so a beat at any byte address is one read p
 from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
 from aras.config import Config
 
+from .unit import Unit
 from .write_buffer import COUNTER_BITS, fill_layout
 
 __all__ = ["Dram", "req_layout", "done_layout"]
@@ -61,7 +62,7 @@ def done_layout(cfg: Config) -> data.StructLayout:
     return data.StructLayout({"pe": range(cfg.n_pe), "slot": range(cfg.write_buffer_slots)})
 
 
-class Dram(wiring.Component):
+class Dram(Unit):
     """DRAM channel (see the module docstring for ports and timing).
 
     Parameters
@@ -75,8 +76,7 @@ class Dram(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config, size: int, init: bytes = b""):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"Dram: cfg must be an aras.config.Config, not {cfg!r}")
+        self._take_cfg(cfg)
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise ValueError(f"Dram: size must be an integer >= 1 (bytes), not {size!r}")
         if size > 1 << ADDR_BITS:
@@ -84,7 +84,6 @@ class Dram(wiring.Component):
         init = bytes(init)
         if len(init) > size:
             raise ValueError(f"Dram: init has {len(init)} bytes, the image only {size} (size)")
-        self._cfg = cfg
         self._size = size
         self._nl = 1 << max(1, (cfg.dram_bytes_per_cycle - 1).bit_length())
         depth = -(-size // self._nl) + 1  # + 1: a beat's rotated read may touch one word more
@@ -98,10 +97,6 @@ class Dram(wiring.Component):
             "busy": Out(1),
             "stall": In(1),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def size(self) -> int:

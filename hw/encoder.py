@@ -52,13 +52,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from aras.config import Config
 
 from .crossbar import levels_layout
 from .tree import tree_reduce, tree_sum
+from .unit import Unit
 
 __all__ = ["Encoder", "RowCosts", "write_costs", "weights_layout", "max_groups"]
 
@@ -114,13 +115,7 @@ def max_groups(cfg: Config) -> int:
     return min(cfg.weight_cols, cfg.xbar_rows)
 
 
-def _check_cfg(cfg, unit: str) -> Config:
-    if not isinstance(cfg, Config):
-        raise TypeError(f"{unit}: cfg must be an aras.config.Config, not {cfg!r}")
-    return cfg
-
-
-class Encoder(wiring.Component):
+class Encoder(Unit):
     """Row encoder (see the module docstring for the port table and rules).
 
     Parameters
@@ -135,7 +130,7 @@ class Encoder(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        self._cfg = _check_cfg(cfg, "Encoder")
+        self._take_cfg(cfg)
         self._costs = write_costs(cfg)
         L, cols, cw = cfg.levels, cfg.xbar_cols, cfg.weight_cols
         super().__init__({
@@ -158,10 +153,6 @@ class Encoder(wiring.Component):
             "row_cycles": Out(range(self._costs.max_row_cycles + 1)),
             "hist": Out(data.ArrayLayout(unsigned(cols.bit_length()), L * L)),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def costs(self) -> RowCosts:

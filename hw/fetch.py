@@ -15,7 +15,7 @@ word differs from the last valid row's; only the stream's leader (``count``) rep
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from aras import isa
@@ -23,11 +23,12 @@ from aras.config import Config
 
 from .gbuffer import comb_read_signature
 from .tree import tree_sum
+from .unit import Unit
 
 __all__ = ["InputFetch"]
 
 
-class InputFetch(wiring.Component):
+class InputFetch(Unit):
     """Input vector of one crossbar for one position (see the module docstring).
 
     Attributes (ports)
@@ -53,9 +54,7 @@ class InputFetch(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"InputFetch: cfg must be an aras.config.Config, not {cfg!r}")
-        self._cfg = cfg
+        self._take_cfg(cfg)
         R = cfg.xbar_rows
         super().__init__({
             "desc": In(isa.LAYER),

@@ -44,6 +44,7 @@ from aras.config import Config
 
 from . import shared, sram
 from .tree import tree_sum
+from .unit import Unit
 
 STORAGE_MODULE = "aras_gbuf_storage"
 
@@ -85,7 +86,7 @@ def _addr_bits(cfg: Config) -> int:
     return max(1, (_words(cfg) - 1).bit_length())
 
 
-class Gbuffer(wiring.Component):
+class Gbuffer(Unit):
     """The Gbuffer (see the module docstring for ports, timing and counters).
 
     Parameters
@@ -102,8 +103,7 @@ class Gbuffer(wiring.Component):
 
     def __init__(self, *, cfg: Config, read_ports: int = 1, write_ports: int = 1, comb8_ports: int = 0,
                  comb32_ports: int = 0, init: bytes = b""):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"Gbuffer: cfg must be an aras.config.Config, not {type(cfg).__name__}")
+        self._take_cfg(cfg)
         for name, v, lo in (("read_ports", read_ports, 1), ("write_ports", write_ports, 1),
                             ("comb8_ports", comb8_ports, 0), ("comb32_ports", comb32_ports, 0)):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
@@ -112,7 +112,6 @@ class Gbuffer(wiring.Component):
         if len(init) > cfg.gbuf_bytes:
             raise ValueError(f"Gbuffer: init has {len(init)} bytes, the buffer only {cfg.gbuf_bytes} "
                              f"(gbuf_banks × gbuf_bank_bytes)")
-        self._cfg = cfg
         self._n_rd = read_ports
         self._n_wr = write_ports
         if comb32_ports and cfg.gbuf_word_bytes % 4:
@@ -134,10 +133,6 @@ class Gbuffer(wiring.Component):
             "gbuf_writes": Out(64),
             "gbuf_active_bank_cycles": Out(64),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def read_ports(self) -> int:

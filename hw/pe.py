@@ -35,6 +35,7 @@ from .datapath import Decode, InputSum, psum_layout
 from .encoder import max_groups
 from .shared import place
 from .tree import tree_sum
+from .unit import Unit
 from .write_buffer import WriteBuffer, fill_layout
 from .write_engine import COUNTERS as WE_COUNTERS
 from .write_engine import WriteEngine
@@ -71,7 +72,7 @@ def meta_layout(cfg: Config) -> data.StructLayout:
     })
 
 
-class Pe(wiring.Component):
+class Pe(Unit):
     """One PE (see the module docstring).
 
     Parameters
@@ -95,9 +96,7 @@ class Pe(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config, index: int = 0, blackbox_macros: bool = False):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"Pe: cfg must be an aras.config.Config, not {cfg!r}")
-        self._cfg = cfg
+        self._take_cfg(cfg)
         self._index = index
         self._blackbox = blackbox_macros
         XP = cfg.apus_per_pe * cfg.xbars_per_apu
@@ -116,10 +115,6 @@ class Pe(wiring.Component):
         ports.update({name: Out(COUNTER_BITS) for name in PE_COUNTERS})
         ports["cells_changed"] = Out(data.ArrayLayout(unsigned(COUNTER_BITS), cfg.levels ** 2))
         super().__init__(ports)
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     def elaborate(self, platform):
         m = Module()

@@ -51,6 +51,7 @@ from .gbuffer import Gbuffer
 from .pe import PE_COUNTERS, Pe
 from .shared import place
 from .tree import tree_sum
+from .unit import Unit
 from .vector_unit import VectorUnit
 
 __all__ = ["Top", "status_names", "COUNTERS"]
@@ -71,7 +72,7 @@ def status_names(cfg: Config, max_layers: int) -> list[str]:
     return names
 
 
-class Top(wiring.Component):
+class Top(Unit):
     """The accelerator (see the module docstring).
 
     Parameters
@@ -95,9 +96,7 @@ class Top(wiring.Component):
     def __init__(self, *, cfg: Config, program_words: int = 2048, dram_bytes: int = 1 << 16,
                  dram_init: bytes = b"", gbuf_init: bytes = b"", max_layers: int = 32, debug: bool = False,
                  blackbox_macros: bool = False):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"Top: cfg must be an aras.config.Config, not {cfg!r}")
-        self._cfg = cfg
+        self._take_cfg(cfg)
         self._blackbox = blackbox_macros
         X, cw, lanes = cfg.n_xbars, cfg.weight_cols, cfg.vector_lanes
         self.controller = Controller(cfg=cfg, program_words=program_words, max_layers=max_layers,
@@ -142,10 +141,6 @@ class Top(wiring.Component):
             "peek_levels": Out(data.ArrayLayout(unsigned(cfg.cell_bits), cfg.xbar_cols)),
         })
         self._xp = XP
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def max_layers(self) -> int:

@@ -56,6 +56,7 @@ from aras.config import Config
 from .fixedpoint import mbqm, trunc_div
 from .gbuffer import ReadPortSignature, WritePortSignature
 from .strobe import delayed
+from .unit import Unit
 
 __all__ = ["VOp", "VectorUnit", "op_layout", "qparam_port_signature"]
 
@@ -112,7 +113,7 @@ def _clamp(v, lo, hi):
     return Mux(v < lo, lo, Mux(v > hi, hi, v))
 
 
-class VectorUnit(wiring.Component):
+class VectorUnit(Unit):
     """The vector unit (see the module docstring for the work model, timing and counting).
 
     Parameters
@@ -140,15 +141,13 @@ class VectorUnit(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"VectorUnit: cfg must be an aras.config.Config, not {type(cfg).__name__}")
+        self._take_cfg(cfg)
         if cfg.vector_lanes > cfg.gbuf_word_bytes:
             raise ValueError(f"VectorUnit: config {cfg.name!r}: vector_lanes ({cfg.vector_lanes}) must be <= "
                              f"gbuf_word_bytes ({cfg.gbuf_word_bytes}) (one output word per cycle)")
         if cfg.vector_latency < 2:
             raise ValueError(f"VectorUnit: config {cfg.name!r}: vector_latency ({cfg.vector_latency}) must be >= 2 "
                              f"(read and finalize pipeline stages)")
-        self._cfg = cfg
         lanes = cfg.vector_lanes
         super().__init__({
             "op": In(stream.Signature(op_layout())),
@@ -161,10 +160,6 @@ class VectorUnit(wiring.Component):
             "extra_reads": Out(32),
             "vector_ops": Out(COUNTER_BITS),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @staticmethod
     def duration(cfg: Config, work: int) -> int:

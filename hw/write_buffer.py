@@ -34,6 +34,7 @@ from aras.config import Config
 
 from .encoder import weights_layout
 from .tree import tree_sum
+from .unit import Unit
 
 __all__ = ["WriteBuffer", "fill_layout", "row_read_signature", "COUNTER_BITS"]
 
@@ -68,7 +69,7 @@ def _lanes(cfg: Config) -> int:
     return 1 << (need - 1).bit_length()
 
 
-class WriteBuffer(wiring.Component):
+class WriteBuffer(Unit):
     """Per-PE write buffer (see the module docstring for ports, storage and counters).
 
     Parameters
@@ -80,13 +81,11 @@ class WriteBuffer(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config, read_ports: int | None = None):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"WriteBuffer: cfg must be an aras.config.Config, not {cfg!r}")
+        self._take_cfg(cfg)
         if read_ports is None:
             read_ports = cfg.write_drivers_per_pe
         if not isinstance(read_ports, int) or isinstance(read_ports, bool) or read_ports < 1:
             raise ValueError(f"WriteBuffer: read_ports must be an integer >= 1, not {read_ports!r}")
-        self._cfg = cfg
         self._n_rd = read_ports
         self._nl = _lanes(cfg)
         self._ds = -(-cfg.tile_bytes_max // self._nl) + 1  # + 1: a row's rotated read may touch one word more
@@ -97,10 +96,6 @@ class WriteBuffer(wiring.Component):
             "rd": In(row_read_signature(cfg)).array(read_ports),
             "write_buffer_bytes": Out(COUNTER_BITS),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def slots(self) -> int:

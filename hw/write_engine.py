@@ -50,7 +50,7 @@ levels (cells are non-volatile). The controller re-issues the tile.
 from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Mux, ResetSignal, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from aras.config import Config
@@ -59,6 +59,7 @@ from .crossbar import read_signature, write_signature
 from .encoder import Encoder, RowCosts, max_groups, write_costs
 from .shared import place
 from .tree import tree_sum
+from .unit import Unit
 from .write_buffer import COUNTER_BITS, row_read_signature
 
 __all__ = ["WriteEngine", "tile_layout", "done_layout", "COUNTERS"]
@@ -93,7 +94,7 @@ def done_layout(cfg: Config) -> data.StructLayout:
     return data.StructLayout({"xbar": range(_xbars(cfg)), "slot": range(cfg.write_buffer_slots)})
 
 
-class WriteEngine(wiring.Component):
+class WriteEngine(Unit):
     """Per-PE write engine (see the module docstring for ports and timing).
 
     Parameters
@@ -104,9 +105,7 @@ class WriteEngine(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"WriteEngine: cfg must be an aras.config.Config, not {cfg!r}")
-        self._cfg = cfg
+        self._take_cfg(cfg)
         self._costs = write_costs(cfg)
         D, X, L = cfg.write_drivers_per_pe, _xbars(cfg), cfg.levels
         ports = {
@@ -121,10 +120,6 @@ class WriteEngine(wiring.Component):
         ports.update({name: Out(COUNTER_BITS) for name in COUNTERS})
         ports["cells_changed"] = Out(data.ArrayLayout(unsigned(COUNTER_BITS), L * L))
         super().__init__(ports)
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def drivers(self) -> int:

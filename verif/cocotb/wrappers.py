@@ -25,13 +25,14 @@ from amaranth.lib.wiring import In, Out
 
 from aras.config import Config
 from hw.crossbar import Crossbar, levels_layout
+from hw.unit import Unit
 from hw.write_buffer import COUNTER_BITS, WriteBuffer, fill_layout
 from hw.write_engine import COUNTERS, WriteEngine, done_layout, tile_layout
 
 __all__ = ["WriteHarness"]
 
 
-class WriteHarness(wiring.Component):
+class WriteHarness(Unit):
     """Write engine + write buffer + the PE's crossbars (see the module docstring).
 
     Parameters
@@ -41,9 +42,7 @@ class WriteHarness(wiring.Component):
     """
 
     def __init__(self, *, cfg: Config):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"WriteHarness: cfg must be an aras.config.Config, not {cfg!r}")
-        self._cfg = cfg
+        self._take_cfg(cfg)
         D, X, R = cfg.write_drivers_per_pe, cfg.apus_per_pe * cfg.xbars_per_apu, cfg.xbar_rows
         ports = {
             "tile": In(stream.Signature(tile_layout(cfg))).array(D),
@@ -59,10 +58,6 @@ class WriteHarness(wiring.Component):
         ports["cells_changed"] = Out(data.ArrayLayout(COUNTER_BITS, cfg.levels ** 2))
         ports["write_buffer_bytes"] = Out(COUNTER_BITS)
         super().__init__(ports)
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
 
     @property
     def xbars(self) -> int:
