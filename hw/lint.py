@@ -1,8 +1,10 @@
 """``verilator --lint-only -Wall`` on generated SystemVerilog (waivers: ``hw/lint.vlt``), either on the
 whole design in one run or **module by module**.
 
-Verilator holds about 75 bytes of memory per byte of source (measured with 5.006: 4.2 MB of a
-scaled-down top peak at 313 MB; the 358 MB ``paper`` top was killed at 24 GB). A design whose text
+Verilator holds 75 to 100 bytes of memory per byte of a whole design's source (measured with 5.006:
+scaled-down tops of 4.2 and 12 MB peak at 0.31 and 1.2 GB; the 358 MB ``paper`` top was killed at
+24 GB), and up to ~360 for a module of wide port arrays (``paper``'s controller: 48 MB, 17.6 GB).
+A design whose text
 passes :data:`WHOLE_MAX_BYTES` is therefore linted one module at a time: each module is linted in a
 run of its own together with a **stub** of every module it instantiates, a copy of that module's
 header and port declarations (same names, directions and widths) with no body. For
@@ -27,14 +29,16 @@ from pathlib import Path
 
 from aras.errors import ArasError
 
-__all__ = ["STUBS", "WAIVERS", "WHOLE_MAX_BYTES", "lint", "sv_modules", "stub"]
+__all__ = ["ALONE_BYTES", "STUBS", "WAIVERS", "WHOLE_MAX_BYTES", "children", "lint", "stub", "sv_modules"]
 
 WAIVERS = Path(__file__).with_name("lint.vlt")
 STUBS = "aras_lint_stubs.sv"  # file name that hw/lint.vlt's stub waiver matches
 
-# Largest design text linted in one Verilator run: ~4.8 GB at the measured ~75 bytes per byte, which
-# leaves room on a CI machine for a second run in parallel (module-by-module mode runs two at once).
+# Largest design text linted in one Verilator run (~5 to 7 GB at 75 to 100 bytes per byte).
 WHOLE_MAX_BYTES = 64 << 20
+# Module-by-module lint runs modules larger than this one at a time (the controller's run alone needs
+# 17.6 GB at paper), then the rest ``jobs`` at a time.
+ALONE_BYTES = 24 << 20
 
 _ID = r"(?:\\\S+ |[A-Za-z_][\w$]*)"  # a Verilog identifier, escaped (with its ending space) or simple
 _MODULE = re.compile(rf"^module ({_ID})\s*\(", re.M)
@@ -128,10 +132,12 @@ def lint(out_dir: str | Path, top: str, mode: str = "auto", jobs: int = 2) -> st
             files = sorted({ext_file[k] for k in kids if k in ext_file}) + [f, stubs]
             return name, _verilator(files, None)  # the module under lint is the one top (escaped names)
 
+    order = sorted(enumerate(mods), key=lambda it: -len(mods[it[1]]))  # largest first
+    alone = [it for it in order if len(mods[it[1]]) > ALONE_BYTES]
+    results = [one(it) for it in alone]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
-        # largest first, so the long runs overlap
-        order = sorted(enumerate(mods), key=lambda it: -len(mods[it[1]]))
-        bad = [(n, r) for n, r in ex.map(one, order) if r.returncode]
+        results += ex.map(one, order[len(alone):])
+    bad = [(n, r) for n, r in results if r.returncode]
     if bad:
         name, r = bad[0]
         rest = ", ".join(repr(n) for n, _ in bad[1:6]) + (", ..." if len(bad) > 6 else "")

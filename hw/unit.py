@@ -13,11 +13,10 @@ class Unit(wiring.Component):
     """A component whose constructor takes ``cfg``, checked by :meth:`_take_cfg` before anything is
     derived from it, and exposed as :attr:`cfg`."""
 
-    def _take_cfg(self, cfg) -> Config:
+    def _take_cfg(self, cfg) -> None:
         if not isinstance(cfg, Config):
             raise TypeError(f"{type(self).__name__}: cfg must be an aras.config.Config, not {type(cfg).__name__}")
         self._cfg = cfg
-        return cfg
 
     @property
     def cfg(self) -> Config:

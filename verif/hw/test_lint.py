@@ -105,3 +105,15 @@ def test_bad_mode_and_missing_design_are_named(tmp_path):
     if shutil.which("verilator"):
         with pytest.raises(ArasError, match="t.sv does not exist"):
             lint(tmp_path, "t", "modules")
+
+
+@needs_verilator
+def test_large_modules_run_alone_with_the_same_verdicts(tmp_path, monkeypatch):
+    import hw.lint
+
+    monkeypatch.setattr(hw.lint, "ALONE_BYTES", 100)  # the two larger modules alone, the leaf in the pool
+    (tmp_path / "t.sv").write_text(DESIGN)
+    assert lint(tmp_path, "t", "modules").startswith("clean (verilator --lint-only -Wall module by module: 3 modules")
+    (tmp_path / "t.sv").write_text(DESIGN.replace("    \\q$0  <= a;\n", ""))
+    with pytest.raises(ArasError, match=r"lint failed in module 't.sub' \(1 of 3 modules fail\)"):
+        lint(tmp_path, "t", "modules")
