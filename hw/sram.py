@@ -29,6 +29,25 @@ from .shared import MAX_PORT_BITS
 __all__ = ["split", "storage_sv"]
 
 
+# Verilator 5.006 stops unrolling a generate loop after 1,024 iterations ("Loop unrolling took too
+# long"); longer port loops are nested.
+GEN_LOOP_MAX = 1024
+
+
+def _gen_for(label: str, n: int, body: list[str]) -> list[str]:
+    """A generate loop over ports ``k`` = 0 .. ``n`` - 1 around ``body`` (lines that use ``k``), nested
+    in blocks of :data:`GEN_LOOP_MAX` when longer."""
+    if n <= GEN_LOOP_MAX:
+        return [f"  for (genvar k = 0; k < {n}; k++) begin : {label}", *("    " + b for b in body), "  end"]
+    lo = GEN_LOOP_MAX
+    return [f"  for (genvar kh = 0; kh < {-(-n // lo)}; kh++) begin : {label}",
+            f"    for (genvar kl = 0; kl < {lo}; kl++) begin : g",
+            f"      if (kh * {lo} + kl < {n}) begin : v",
+            f"        localparam int k = kh * {lo} + kl;",
+            *("        " + b for b in body),
+            "      end", "    end", "  end"]
+
+
 def split(n_rd: int, n_c8: int, n_c32: int, width: int) -> list[tuple[range, range, range]]:
     """Ports of each replica, as (sync read, c8, c32) index ranges: replica 0 takes the sync read ports,
     then c8 and c32 ports fill replicas in order up to :data:`MAX_PORT_BITS` output bits each."""
@@ -90,21 +109,3 @@ def storage_sv(name: str, *, depth: int, width: int, n_rd: int, n_c8: int, n_c32
                                  f"      <= wr_data[k * {width} + 8 * b +: 8];"])
     return "\n".join(out + ["endmodule", ""])
 
-
-# Verilator 5.006 stops unrolling a generate loop after 1,024 iterations ("Loop unrolling took too
-# long"); longer port loops are nested.
-GEN_LOOP_MAX = 1024
-
-
-def _gen_for(label: str, n: int, body: list[str]) -> list[str]:
-    """A generate loop over ports ``k`` = 0 .. ``n`` - 1 around ``body`` (lines that use ``k``), nested
-    in blocks of :data:`GEN_LOOP_MAX` when longer."""
-    if n <= GEN_LOOP_MAX:
-        return [f"  for (genvar k = 0; k < {n}; k++) begin : {label}", *("    " + b for b in body), "  end"]
-    lo = GEN_LOOP_MAX
-    return [f"  for (genvar kh = 0; kh < {-(-n // lo)}; kh++) begin : {label}",
-            f"    for (genvar kl = 0; kl < {lo}; kl++) begin : g",
-            f"      if (kh * {lo} + kl < {n}) begin : v",
-            f"        localparam int k = kh * {lo} + kl;",
-            *("        " + b for b in body),
-            "      end", "    end", "  end"]

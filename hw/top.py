@@ -202,7 +202,7 @@ class Top(Unit):
         w = sub("w_gwr")
         for k in range(X * cw):
             wiring.connect(w, e.gwr[k], g.wr[k])
-        w = sub("w_grd")  # combinational word reads of the compute engine (§13.2: no port limits)
+        w = sub("w_grd")  # combinational byte / int32 reads of the compute engine (§13.2: no port limits)
         for k in range(len(e.grd8)):
             wiring.connect(w, e.grd8[k], g.crd8[k])
         for k in range(len(e.grd32)):

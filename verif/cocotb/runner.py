@@ -33,6 +33,7 @@ import pytest
 from cocotb_tools.runner import get_runner
 
 from hw.generate import to_sv
+from hw.lint import WAIVERS as LINT_WAIVERS
 
 __all__ = ["SIMULATORS", "VERILATOR_MIN", "simulator", "verilator_version", "skip_reason", "waves_requested",
            "icarus_safe", "Build", "build", "write_inputs"]
@@ -40,7 +41,6 @@ __all__ = ["SIMULATORS", "VERILATOR_MIN", "simulator", "verilator_version", "ski
 SIMULATORS = ("icarus", "verilator")
 VERILATOR_MIN = (5, 36)
 TIMESCALE = ("1ns", "1ps")
-LINT_WAIVERS = Path(__file__).resolve().parents[2] / "hw" / "lint.vlt"
 
 
 def simulator() -> str:
@@ -161,7 +161,7 @@ def build(component, top: str, build_root: Path, *, sim: str | None = None, wave
     sources: list = [src]
     build_args: list[str] = []
     if sim == "verilator":
-        sources.append(LINT_WAIVERS)  # the generator-style waivers shared with the lint test
+        sources.append(LINT_WAIVERS)  # the generator-style waivers shared with aras verilog's lint
         build_args = ["-Wno-fatal"]
     log = build_dir / "build.log"  # Icarus prints hundreds of harmless "sorry: constant selects" notes
     try:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
+from aras import isa
 from aras.config import preset
 from aras.models import ModelSource
 from aras.quantize import quantize
@@ -162,8 +163,9 @@ def test_block_sums_over_chunks_of_crossbars(monkeypatch):
     from hw.block_post import member_chunks
     from hw.datapath import psum_layout
 
-    per_x = psum_layout(TINY).size + 1 + 12  # partial sums, valid and lead of one crossbar
-    monkeypatch.setattr(shared, "MAX_PORT_BITS", 12 + 3 * per_x)
+    lead = isa.TILE["lead"].shape.width
+    per_x = psum_layout(TINY).size + 1 + lead  # partial sums, valid and lead of one crossbar
+    monkeypatch.setattr(shared, "MAX_PORT_BITS", lead + 3 * per_x)
     assert member_chunks(TINY) == (3, 3)
     lin = _linear(4)
     run_jobs(TINY, [Job(lin, schedule(lin, TINY, "aras"), _inputs(lin, 1, 13), "linear, member sums in chunks")])
