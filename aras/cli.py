@@ -46,20 +46,6 @@ def _load_npy(path: str, what: str) -> np.ndarray:
         raise ArasError(f"{what} file {path}: not a readable .npy array ({e})") from None
 
 
-def load_trace_or_model(ref: str, progress: bool = False):
-    from .models import REGISTRY, load_model
-    from .trace import Trace
-
-    p = Path(ref)
-    if p.is_dir():
-        return Trace.load(p)
-    if ref in REGISTRY:
-        return load_model(ref, progress=progress)
-    if p.suffix == ".onnx":
-        raise ArasError(f"{ref}: ONNX models are imported first: aras import-onnx {ref} -o TRACE_DIR --calib X.npy")
-    raise ArasError(f"{ref!r} is neither a trace directory nor a model name (see `aras models`)")
-
-
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_models(args) -> int:
     from .models import REGISTRY
@@ -129,7 +115,8 @@ def _functional(tr, cfg, args, report, arrays, prog=None) -> None:
     """Outputs through the bit-exact functional model, with the encoding the executed program put on
     the crossbars (it matters when the ADCs clip)."""
     from sim_models import functional
-    from sim_models.quant import dequantize
+
+    from .quant import dequantize
 
     labels = None
     if args.inputs:
@@ -181,6 +168,7 @@ def _print_perf(r: dict) -> None:
 
 def cmd_simulate(args) -> int:
     from . import config as C
+    from .models import load_trace_or_model
     from .trace import check_fits, json_default
 
     cfg = C.load(args.config)

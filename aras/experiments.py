@@ -98,7 +98,7 @@ def _load(ref) -> Trace:
     if isinstance(ref, Trace):
         return ref
     if ref not in _TRACE:
-        from .cli import load_trace_or_model
+        from .models import load_trace_or_model
 
         _TRACE.clear()
         _TRACE[ref] = load_trace_or_model(str(ref))
@@ -209,7 +209,7 @@ class _Model:
 def _resolve(ref, progress: bool) -> _Model:
     """A model name, a trace directory or a Trace; registry traces are built (and cached) here, once,
     before the workers load them."""
-    from .cli import load_trace_or_model
+    from .models import load_trace_or_model
 
     if isinstance(ref, Trace):
         return _Model(ref, ref, ref.name)
@@ -386,7 +386,7 @@ def _check_param(param: str) -> None:
 
 def count_tiles(trace: Trace, cfg: Config) -> int:
     """Crossbar tiles of the network on ``cfg`` (offset family): the crossbars holding all weights at once."""
-    from sim_models.tiling import tile_layer
+    from aras.tiling import tile_layer
 
     return sum(len(tile_layer(li, ly, cfg).tiles) for li, ly in enumerate(trace.layers) if ly.on_crossbars)
 

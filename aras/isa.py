@@ -1,5 +1,5 @@
 """Program image format v2 (docs/architecture.md §9): the shared ``amaranth.lib.data`` layouts of every
-table entry and instruction word, the encoder from a scheduled :class:`sim_models.program.Program` to
+table entry and instruction word, the encoder from a scheduled :class:`aras.program.Program` to
 the binary image (plus the DRAM image of the tiles), and a decoder for tests.
 
 The same layouts pack the image here, unpack it in the RTL (``hw/controller.py`` views program-memory
@@ -62,6 +62,8 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
 from .errors import ArasError
+from .program import PMODE_COMPLETE, PMODE_LAST, Compute, Host, Vector, Write
+from .tiling import block_channels
 
 __all__ = [
     "BANK_EVENT", "BLOCK", "ENTRY_BYTES", "HEADER", "INITIAL", "INSTR", "LAYER", "QPARAM", "SECTIONS", "TENSOR", "TILE",
@@ -351,9 +353,6 @@ def _check(v: int, bits: int, what: str, is_signed: bool = False) -> int:
 
 def _tile_table(ins, prog, cfg, tid) -> list[dict]:
     """The dense tile table of one COMPUTE (format v2, see the module docstring): entry x = crossbar x."""
-    from sim_models.program import PMODE_COMPLETE, PMODE_LAST
-    from sim_models.tiling import block_channels
-
     where = f"program image: COMPUTE of layer {ins.layer} round {ins.round}"
     lt = prog.tilings[ins.layer]
     blocks = {(b.g, b.c): b for b in ins.blocks}
@@ -396,8 +395,6 @@ def encode(prog, trace, cfg) -> Image:
     R_used × wcols int8) and the tensor-name → id map. Raises :class:`ArasError` naming the field that
     does not fit program format v1.
     """
-    from sim_models.program import Compute, Host, Vector, Write
-
     if prog.batch != cfg.batch:
         raise ArasError(f"program image: program batch {prog.batch} != config batch {cfg.batch}")
     tensor_ids = {name: i for i, name in enumerate(prog.tensors)}

@@ -12,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from sim_models.quant import quantize_multiplier, quantize_multipliers, round_half_away
-
 from .errors import ArasError
 from .graph import HOST_OPS, FloatGraph, FNode, run_node
 from .models import ModelSource
+from .quant import quantize_multiplier, quantize_multipliers, round_half_away
 from .trace import Layer, TensorQ, Trace
 
 SAME_SCALE_OPS = ("maxpool", "avgpool", "gap", "flatten", "reshape", "relu", "relu6", "clamp")
@@ -131,7 +130,7 @@ def quantize(src: ModelSource, name: str | None = None, progress: bool = False) 
 
 
 def _quantize_samples(x, tq: TensorQ, g: FloatGraph):
-    from sim_models.quant import quantize as q
+    from .quant import quantize as q
 
     x = np.asarray(x, dtype=np.float64)
     if tuple(x.shape[1:]) != g.input_shape:

@@ -84,7 +84,7 @@ class Trace:
 
     def quantize_input(self, x: np.ndarray, source: str = "input") -> np.ndarray:
         """Float inputs (batch first, the model's layout) -> int8 with the input's scale/zero point."""
-        from sim_models.quant import quantize
+        from .quant import quantize
 
         x = np.asarray(x)
         if x.ndim != len(self.input_q.shape) + 1 or tuple(x.shape[1:]) != self.input_q.shape:

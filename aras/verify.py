@@ -124,7 +124,7 @@ def run_verify(ref: str, cfg: Config, out: Path, *, mode: str = "aras", runs: in
     from verif.cocotb.system import design, run_case
     from verif.cocotb.system_vectors import top_params, trace_case
 
-    from .cli import load_trace_or_model
+    from .models import load_trace_or_model
     from .trace import check_fits
 
     if mode not in MODES:

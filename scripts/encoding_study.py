@@ -16,9 +16,10 @@ import numpy as np
 
 from aras.config import load
 from aras.models import load_model
-from sim_models.encoding import cols_per_weight
+from aras.tiling import cols_per_weight
 from sim_models.perf import simulate
 from sim_models.scheduler import Options, schedule
+from sim_models.tiling import write_levels, write_targets
 from sim_models.write_engine import WriteTables
 
 STRATEGIES = {
@@ -38,7 +39,7 @@ def complement_granularity(tr, cfg) -> dict[str, float]:
     levels = np.array(prog.notes["final_levels"])
     tot = {"none": 0.0, "per weight column": 0.0, "per cell column": 0.0}
     for w in prog.writes:
-        l0, l1 = w.targets(cfg.cell_bits)
+        l0, l1 = write_targets(w, cfg.cell_bits)
         cpw = cols_per_weight(w.family, cfg.slices)
         old = levels[w.xbar, : w.tile.rows, : l0.shape[1]]
         e0 = tb.diff_energy[old * np.uint8(tb.L) + l0].sum(axis=0)
@@ -46,7 +47,7 @@ def complement_granularity(tr, cfg) -> dict[str, float]:
         tot["none"] += e0.sum()
         tot["per weight column"] += np.minimum(e0.reshape(-1, cpw).sum(1), e1.reshape(-1, cpw).sum(1)).sum()
         tot["per cell column"] += np.minimum(e0, e1).sum()
-        levels[w.xbar, : w.tile.rows, : l0.shape[1]] = w.levels(cfg.cell_bits, cfg.slices)
+        levels[w.xbar, : w.tile.rows, : l0.shape[1]] = write_levels(w, cfg.cell_bits, cfg.slices)
     if tot["none"] == 0:  # nothing to program (the model fits and every row is unchanged)
         return {k: float("nan") for k in tot}
     return {k: v / tot["none"] for k, v in tot.items()}

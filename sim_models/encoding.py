@@ -29,10 +29,6 @@ def family_of(enc: Encoding) -> str:
     return "offset" if enc in FAMILIES["offset"] else "signmag"
 
 
-def cols_per_weight(family: str, slices: int) -> int:
-    return slices if family == "offset" else 2 * slices
-
-
 def _slices(codes: np.ndarray, cell_bits: int, slices: int) -> np.ndarray:
     """(K, N) codes -> (K, N, S) levels, slice 0 least significant."""
     shifts = np.arange(slices, dtype=np.int64) * cell_bits

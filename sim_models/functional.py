@@ -16,13 +16,14 @@ from tqdm import tqdm
 from aras.config import Config
 from aras.errors import ArasError
 from aras.ops_float import im2col
+from aras.program import Compute, Program, Write, positions_of
+from aras.quant import INT32_MAX, INT32_MIN
 from aras.trace import Layer, Trace
 
 from . import host, vector_unit
 from .crossbar import mvm
 from .encoding import column_values, decode, encode
-from .program import Compute, Program, Write, positions_of
-from .quant import INT32_MAX, INT32_MIN, requantize
+from .quant import requantize
 
 
 @dataclass

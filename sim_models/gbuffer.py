@@ -12,9 +12,7 @@ import numpy as np
 
 from aras.config import Config
 from aras.errors import ArasError
-from aras.trace import Trace
-
-from .program import (
+from aras.program import (
     PMODE_COMPLETE,
     PMODE_FIRST,
     PMODE_LAST,
@@ -24,7 +22,8 @@ from .program import (
     TensorAlloc,
     positions_of,
 )
-from .tiling import block_channels, positions
+from aras.tiling import block_channels, positions
+from aras.trace import Trace
 
 
 def _item_bytes(trace: Trace, name: str) -> int:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from aras import ops_float as F
-
-from .quant import dequantize, quantize
+from aras.quant import dequantize, quantize
 
 
 def run(layer, xs: list[np.ndarray], tin, tout) -> np.ndarray:

@@ -14,12 +14,12 @@ import numpy as np
 
 from aras.config import Config
 from aras.errors import ArasError
+from aras.tiling import positions
 from aras.trace import Trace, check_fits
 
 from . import host
 from .energy import area_mm2, energy_breakdown
 from .scheduler import Options, compute_cycles, schedule
-from .tiling import positions
 from .timing import Run, run, vector_work
 from .write_engine import WriteTables
 
@@ -68,8 +68,7 @@ def ideal_cycles(trace: Trace, cfg: Config, replicate: bool = False) -> tuple[in
     total = 0
     cnt = dict.fromkeys(("adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops", "post_ops",
                          "vector_ops"), 0)
-    from .encoding import cols_per_weight
-    from .tiling import tile_layer
+    from aras.tiling import cols_per_weight, tile_layer
 
     for li, ly in enumerate(trace.layers):
         if ly.on_crossbars:
@@ -99,7 +98,7 @@ def write_time_bound(trace: Trace, cfg: Config, diff_write: bool, resident: bool
     can stay from the previous run, so at least the ``T - n_xbars`` smallest tiles are written. Their
     bytes cross the one DRAM channel and their rows go through the write drivers, each row costing at
     least a read (differential, unchanged) or set-up + reset (blind)."""
-    from .tiling import tile_layer
+    from aras.tiling import tile_layer
 
     tb = WriteTables.of(cfg)
     row_min = tb.t_rd if diff_write else tb.t_set + tb.t_rst

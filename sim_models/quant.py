@@ -1,48 +1,17 @@
-"""TFLite int8 reference arithmetic, vectorised over numpy int64 arrays.
+"""TFLite int8 run-time arithmetic of the golden model, vectorised over numpy int64 arrays.
 
 Follows tensorflow/lite/kernels/internal/common.h and reference/integer_ops/*.h (see
-docs/architecture.md, "Quantization arithmetic"): QuantizeMultiplier, SaturatingRoundingDoublingHighMul
-(SRDHM), RoundingDivideByPOT (RDBPOT), MultiplyByQuantizedMultiplier (MBQM). Values are int64 arrays
+docs/architecture.md, "Quantization arithmetic"): SaturatingRoundingDoublingHighMul (SRDHM),
+RoundingDivideByPOT (RDBPOT), MultiplyByQuantizedMultiplier (MBQM), requantization. The offline
+helpers (QuantizeMultiplier, Quantize, Dequantize) are the contract's, ``aras/quant.py``. Values are int64 arrays
 holding int32 quantities; results are int64 arrays too.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-INT32_MIN = -(1 << 31)
-INT32_MAX = (1 << 31) - 1
-
-
-def round_half_away(v) -> np.ndarray:
-    """std::round: halves away from zero (TFLite's rounding for quantize and multipliers)."""
-    v = np.asarray(v, dtype=np.float64)
-    return (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int64)
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """Real multiplier -> (M, shift) with real ~= M * 2**(shift - 31), M in [2**30, 2**31) or 0."""
-    if real == 0.0 or not math.isfinite(real):
-        if not math.isfinite(real):
-            raise ValueError(f"multiplier {real} is not finite")
-        return 0, 0
-    q, e = math.frexp(real)
-    m = int(round_half_away(q * (1 << 31)))
-    if abs(m) == 1 << 31:
-        m //= 2
-        e += 1
-    if e < -31:
-        return 0, 0
-    if e > 30:
-        raise ValueError(f"multiplier {real} too large (shift {e} > 30)")
-    return m, e
-
-
-def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [quantize_multiplier(float(r)) for r in np.ravel(reals)]
-    return (np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], dtype=np.int32))
+from aras.quant import INT32_MAX, INT32_MIN
 
 
 def srdhm(a, b) -> np.ndarray:
@@ -82,12 +51,3 @@ def requantize(acc, m, shift, zo: int, act_min: int, act_max: int, m_neg=None, s
     if m_neg is not None:
         y = np.where(np.asarray(acc) < 0, mbqm(acc, m_neg, shift_neg), y)
     return np.clip(y + zo, act_min, act_max).astype(np.int8)
-
-
-def quantize(v, scale: float, zero_point: int) -> np.ndarray:
-    """Float -> int8: round half away from zero, + zero point, clamp (TFLite Quantize)."""
-    return np.clip(round_half_away(np.asarray(v, dtype=np.float64) / scale) + zero_point, -128, 127).astype(np.int8)
-
-
-def dequantize(q, scale: float, zero_point: int) -> np.ndarray:
-    return (np.asarray(q, dtype=np.float64) - zero_point) * scale

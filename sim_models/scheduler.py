@@ -17,11 +17,7 @@ import numpy as np
 
 from aras.config import Config
 from aras.errors import ArasError
-from aras.trace import Trace
-
-from . import gbuffer
-from .encoding import cols_per_weight
-from .program import (
+from aras.program import (
     PMODE_COMPLETE,
     PMODE_FIRST,
     PMODE_LAST,
@@ -36,7 +32,11 @@ from .program import (
     Write,
     assemble,
 )
-from .tiling import LayerTiling, Tile, block_channels, positions, tile_layer, tile_levels, tile_weights
+from aras.tiling import LayerTiling, Tile, block_channels, cols_per_weight, positions, tile_layer
+from aras.trace import Trace
+
+from . import gbuffer
+from .tiling import tile_levels, tile_weights
 from .write_engine import WriteTables, column_costs
 
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aras.config import Config
+from aras.program import PMODE_COMPLETE, PMODE_LAST, Compute, Host, Program, Vector, Write, positions_of
+from aras.tiling import cols_per_weight, positions
 from aras.trace import Trace
 
 from . import gbuffer
-from .encoding import cols_per_weight
-from .program import PMODE_COMPLETE, PMODE_LAST, Compute, Host, Program, Vector, Write, positions_of
 from .scheduler import compute_cycles
-from .tiling import positions
+from .tiling import write_levels, write_targets
 from .write_engine import WriteTables, column_costs, write_tile
 
 COUNTERS = ("rows_written", "rows_skipped", "cells_written_blind", "row_reads_before_write",
@@ -115,7 +115,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             pe_bstart[p] = b_start
             d = next(i for i, v in enumerate(d_free) if v <= b_start)
             # the row writes themselves
-            new = ins.levels(cfg.cell_bits, cfg.slices)
+            new = write_levels(ins, cfg.cell_bits, cfg.slices)
             c = new.shape[1]
             old = levels[x, : t.rows, :c]
             tw = write_tile(old, new, ins.mode, tb)
@@ -222,7 +222,7 @@ def _least_energy(ins: Write, old: np.ndarray, tb: WriteTables, cfg: Config) -> 
     t = ins.tile
     cpw = cols_per_weight(ins.family, cfg.slices)
     costs = [column_costs(old, new, ins.mode, tb).reshape(t.wcols, cpw).sum(axis=1)
-             for new in ins.targets(cfg.cell_bits)]
+             for new in write_targets(ins, cfg.cell_bits)]
     reads = t.rows * old.shape[1] * tb.e_cell_read if ins.mode == 1 else 0.0
     return float(np.minimum(*costs).sum() + reads)
 

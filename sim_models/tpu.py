@@ -414,7 +414,7 @@ def summary(res: dict) -> str:
 
 def main(argv=None) -> int:
     from aras import config as config_mod
-    from aras.cli import load_trace_or_model
+    from aras.models import load_trace_or_model
 
     ap = argparse.ArgumentParser(prog="python -m sim_models.tpu", description=__doc__.splitlines()[0])
     ap.add_argument("model", help="trace directory or registry model name")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -114,3 +115,17 @@ def load_model(name: str, progress: bool = False):
     tr = quantize(src, name, progress=progress)
     tr.save(path)
     return tr
+
+
+def load_trace_or_model(ref: str, progress: bool = False):
+    """A trace directory or a registry model name -> its trace (ONNX files go through `aras import-onnx`)."""
+    from ..trace import Trace
+
+    p = Path(ref)
+    if p.is_dir():
+        return Trace.load(p)
+    if ref in REGISTRY:
+        return load_model(ref, progress=progress)
+    if p.suffix == ".onnx":
+        raise ArasError(f"{ref}: ONNX models are imported first: aras import-onnx {ref} -o TRACE_DIR --calib X.npy")
+    raise ArasError(f"{ref!r} is neither a trace directory nor a model name (see `aras models`)")

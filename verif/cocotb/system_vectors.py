@@ -31,11 +31,11 @@ import numpy as np
 from aras import isa
 from aras.config import Config
 from aras.errors import ArasError
+from aras.program import Host
 from aras.trace import Layer, TensorQ, Trace
 from hw.top import status_names
 from sim_models import functional, timing
 from sim_models.functional import plan_from_program
-from sim_models.program import Host
 from sim_models.scheduler import MODES, Options, schedule
 from verif.golden.test_spec_example import example_trace
 from verif.golden.tracegen import random_multipliers, weight_layer_trace
@@ -57,7 +57,7 @@ EXEC_COUNTERS = ("adc_conversions", "xbar_reads", "dac_activations", "input_sum_
 class Case:
     name: str
     trace: Trace
-    prog: object  # sim_models.program.Program
+    prog: object  # aras.program.Program
     inputs: np.ndarray  # int8, (runs, batch) + input shape
     inputs_note: str  # where the inputs come from (real / synthetic)
     seed: int = 0

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from aras.config import preset
+from aras.tiling import Tile
 from hw.encoder import Encoder
-from sim_models.tiling import Tile, tile_levels
+from sim_models.tiling import tile_levels
 from sim_models.write_engine import WriteTables, write_tile
 from verif.cocotb.runner import build, write_inputs
 from verif.hw.test_encoder import CORNERS, odd_tables, random_tile

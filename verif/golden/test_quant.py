@@ -1,4 +1,5 @@
-"""TFLite int8 arithmetic: known answers and agreement with the scalar reference."""
+"""TFLite int8 arithmetic (offline helpers aras.quant, run time sim_models.quant): known answers and
+agreement with the scalar reference."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aras import quant as AQ
 from sim_models import quant as Q
 from verif.golden import intref
 
@@ -23,12 +25,12 @@ INT32 = st.integers(-(1 << 31), (1 << 31) - 1)
     (-0.5, -(1 << 30), 0),
 ])
 def test_quantize_multiplier_known_answers(real, m, shift):
-    assert Q.quantize_multiplier(real) == (m, shift)
+    assert AQ.quantize_multiplier(real) == (m, shift)
 
 
 def test_quantize_multiplier_rounds_up_to_next_power():
     # q * 2**31 rounds to 2**31 -> halved, shift + 1
-    m, s = Q.quantize_multiplier(1 - 2.0 ** -33)
+    m, s = AQ.quantize_multiplier(1 - 2.0 ** -33)
     assert (m, s) == (1 << 30, 1)
 
 
@@ -59,9 +61,9 @@ def test_mbqm_matches_scalar_reference(x, m, shift):
 def test_round_half_away(v):
     import math
     want = int(math.copysign(math.floor(abs(v) + 0.5), v))
-    assert int(Q.round_half_away(v)) == want
+    assert int(AQ.round_half_away(v)) == want
 
 
 def test_quantize_clamps_and_rounds_half_away():
-    q = Q.quantize(np.array([0.125, -0.125, 0.375, 100.0, -100.0]), 0.25, 3)  # exact halves
+    q = AQ.quantize(np.array([0.125, -0.125, 0.375, 100.0, -100.0]), 0.25, 3)  # exact halves
     np.testing.assert_array_equal(q, [4, 2, 5, 127, -128])

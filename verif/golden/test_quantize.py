@@ -8,9 +8,9 @@ import pytest
 from aras.config import preset
 from aras.errors import ArasError
 from aras.models import ModelSource
+from aras.quant import dequantize
 from aras.quantize import act_qparams, quantize
 from sim_models.functional import run
-from sim_models.quant import dequantize
 from verif.golden.smallnets import mixed_cnn
 
 

@@ -14,11 +14,12 @@ import pytest
 
 from aras.config import preset
 from aras.models import ModelSource
+from aras.program import Compute, Write, validate
 from aras.quantize import quantize
 from aras.trace import Trace
 from sim_models.perf import simulate
-from sim_models.program import Compute, Write, validate
 from sim_models.scheduler import Options, schedule
+from sim_models.tiling import write_levels, write_targets
 from sim_models.timing import run
 from sim_models.write_engine import WriteTables, write_tile
 from verif.golden.smallnets import mixed_cnn
@@ -147,9 +148,9 @@ def test_reencoding_never_increases_write_energy(cfg_name):
     prog = schedule(LENET, cfg, "aras")
     levels = np.zeros_like(prog.notes["final_levels"])  # cold start
     for w in prog.writes:
-        new = w.levels(cfg.cell_bits, cfg.slices)
+        new = write_levels(w, cfg.cell_bits, cfg.slices)
         old = levels[w.xbar, : w.tile.rows, : new.shape[1]]
-        plain = w.targets(cfg.cell_bits)[0]
+        plain = write_targets(w, cfg.cell_bits)[0]
         chosen = write_tile(old, new, w.mode, tb).program_energy_pj(tb)
         ablated = write_tile(old, plain, w.mode, tb).program_energy_pj(tb)
         assert chosen <= ablated + 1e-9

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from aras.config import preset
+from aras.program import Compute, Write
 from aras.trace import Layer, TensorQ, Trace
-from sim_models.program import Compute, Write
 from sim_models.scheduler import Options, schedule
 from sim_models.timing import run
 

@@ -22,10 +22,11 @@ from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.sim import Simulator
 
 from aras.config import preset
+from aras.tiling import cols_per_weight
 from hw.adc import Adc
 from hw.apu import Apu, item_layout, tsum_width
 from sim_models.crossbar import PLANE_WEIGHTS, mvm
-from sim_models.encoding import cols_per_weight, column_values, decode, encode
+from sim_models.encoding import column_values, decode, encode
 from verif.hw.streams import stream_get, stream_put
 
 CONFIGS = ["tiny", "tiny-adc"]

@@ -28,13 +28,13 @@ from aras import isa
 from aras.config import preset
 from aras.errors import ArasError
 from aras.models import ModelSource
+from aras.program import Compute, Host, Vector
 from aras.quantize import quantize
 from aras.trace import Trace
 from hw.controller import Controller
 from hw.dram import Dram
 from hw.tree import tree_sum
 from sim_models import timing
-from sim_models.program import Compute, Host, Vector
 from sim_models.scheduler import Options, schedule
 from verif.golden.smallnets import mixed_cnn
 from verif.golden.test_spec_example import example_trace

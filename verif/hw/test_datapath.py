@@ -12,11 +12,13 @@ from amaranth import ClockDomain, Module
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
+from aras import quant as aquant
 from aras.config import preset
+from aras.tiling import cols_per_weight
 from hw.datapath import Decode, InputSum, Post, max_blocks
 from sim_models import quant
 from sim_models.crossbar import PLANE_WEIGHTS, mvm
-from sim_models.encoding import cols_per_weight, column_values, decode, encode
+from sim_models.encoding import column_values, decode, encode
 from verif.hw.streams import stream_get, stream_put
 
 CONFIGS = ["tiny", "tiny-adc"]
@@ -274,9 +276,9 @@ def random_qparams(rng, n, neg):
     recs = []
     for _ in range(n):
         real = float(10.0 ** rng.uniform(-4, 0.5))
-        mm, sh = quant.quantize_multiplier(real)
+        mm, sh = aquant.quantize_multiplier(real)
         alpha = float(rng.choice([0.1, -0.25, 0.01, 1.5]))
-        mn, sn = quant.quantize_multiplier(alpha * real) if neg else (0, 0)
+        mn, sn = aquant.quantize_multiplier(alpha * real) if neg else (0, 0)
         recs.append({"bias": int(rng.integers(-5000, 5000)), "m": mm, "shift": sh, "m_neg": mn, "shift_neg": sn})
     return recs
 

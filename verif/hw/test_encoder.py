@@ -14,9 +14,9 @@ from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from aras.config import preset
+from aras.tiling import Tile, cols_per_weight
 from hw.encoder import Encoder, write_costs
-from sim_models.encoding import cols_per_weight
-from sim_models.tiling import Tile, tile_levels
+from sim_models.tiling import tile_levels
 from sim_models.write_engine import WriteTables, write_tile
 
 

@@ -9,6 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from aras import quant as aquant
 from hw import fixedpoint as fp
 from sim_models import quant
 
@@ -119,7 +120,7 @@ def test_mbqm_requant_multipliers():
     reals = np.concatenate([10.0 ** rng.uniform(-9, 3, 300), -(10.0 ** rng.uniform(-6, 1, 100))])
     vecs = []
     for r in reals:
-        mm, sh = quant.quantize_multiplier(float(r))
+        mm, sh = aquant.quantize_multiplier(float(r))
         vecs.append({"x": int(rng.integers(-(1 << 24), 1 << 24)), "m": mm, "shift": sh})
     got = run_vectors(vecs)
     exp = quant.mbqm([v["x"] for v in vecs], [v["m"] for v in vecs], [v["shift"] for v in vecs])

@@ -25,11 +25,11 @@ from amaranth.back import verilog
 from aras import isa
 from aras.config import preset
 from aras.models import ModelSource
+from aras.program import Compute
 from aras.quantize import quantize
 from aras.trace import Trace
 from hw.top import Top
 from sim_models import timing
-from sim_models.program import Compute
 from sim_models.scheduler import Options, schedule
 from verif.golden.smallnets import mixed_cnn
 from verif.golden.test_spec_example import example_trace

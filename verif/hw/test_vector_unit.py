@@ -13,12 +13,12 @@ from amaranth.back import verilog
 from amaranth.lib import data, memory, wiring
 from amaranth.sim import Simulator
 
+from aras import quant as aquant
 from aras.config import preset
 from aras.errors import ArasError
 from aras.ops_float import conv_out_hw
 from hw.gbuffer import Gbuffer
 from hw.vector_unit import VectorUnit, VOp
-from sim_models import quant
 from sim_models import vector_unit as gold
 
 QP_DEPTH = 64
@@ -100,9 +100,9 @@ def gap_op(rng, shape, act=(-128, 127)):
 
 def add_multipliers(s1, s2, so):
     twice = 2 * max(s1, s2)
-    m1, e1 = quant.quantize_multiplier(s1 / twice)
-    m2, e2 = quant.quantize_multiplier(s2 / twice)
-    mo, eo = quant.quantize_multiplier(twice / ((1 << 20) * so))
+    m1, e1 = aquant.quantize_multiplier(s1 / twice)
+    m2, e2 = aquant.quantize_multiplier(s2 / twice)
+    mo, eo = aquant.quantize_multiplier(twice / ((1 << 20) * so))
     return dict(m1=m1, s1=e1, m2=m2, s2=e2, mo=mo, so=eo)
 
 
@@ -129,8 +129,8 @@ def clamp_op(rng, shape, act):
 def leaky_op(rng, shape, alphas, si=0.05, so=0.04, zi=-5, zo=7, chan_last=False):
     """leaky_relu (one alpha) or prelu (per-channel alphas) on (B, C, H, W) or, chan_last, (B, T, D)."""
     x = rng.integers(-128, 128, shape).astype(np.int8)
-    mi, ei = quant.quantize_multiplier(si / so)
-    ma, ea = zip(*[quant.quantize_multiplier(float(al) * si / so) for al in alphas], strict=True)
+    mi, ei = aquant.quantize_multiplier(si / so)
+    ma, ea = zip(*[aquant.quantize_multiplier(float(al) * si / so) for al in alphas], strict=True)
     arrays = {"mult_id": np.array([mi]), "shift_id": np.array([ei]), "mult_alpha": np.array(ma),
               "shift_alpha": np.array(ea)}
     y = gold.leaky(x, zi, zo, arrays)

@@ -22,13 +22,14 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from aras.config import preset
+from aras.program import Program, Write
+from aras.tiling import Tile
 from hw.crossbar import Crossbar
 from hw.dram import Dram
 from hw.write_buffer import WriteBuffer
 from hw.write_engine import COUNTERS, WriteEngine
 from sim_models import timing
-from sim_models.program import Program, Write
-from sim_models.tiling import Tile, tile_levels
+from sim_models.tiling import tile_levels
 from sim_models.write_engine import WriteTables, write_tile
 from verif.hw.streams import stream_get, stream_put
 from verif.hw.test_encoder import odd_tables, random_tile

@@ -1,4 +1,5 @@
-"""The program the offline scheduler emits and the controller executes (docs/architecture.md §9).
+"""The program the offline scheduler emits and the controller executes (docs/architecture.md §9): the
+contract between the golden model (``sim_models/``) and the RTL (``aras/isa.py`` encodes it for ``hw/``).
 
 Instructions name work and dependencies, never cycles. :func:`assemble` derives the dependency
 fields (``need_gen`` of every COMPUTE tile entry, the WAR minimum of every WRITE's ``wait_exec``)
@@ -11,8 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aras.errors import ArasError
-
+from .errors import ArasError
 from .tiling import LayerTiling, Tile
 
 VOPS = {"maxpool": 0, "avgpool": 1, "gap": 2, "add": 3, "clamp": 4, "leaky": 5}
@@ -31,30 +31,13 @@ class Write:
     wait_exec: int = 0
     barrier: bool = False
     # Model-side caches (not part of the instruction word): target levels of the tile under the plain
-    # encoding of the family and under its alternative (None until needed).
+    # encoding of the family and under its alternative (None until sim_models.tiling.write_targets).
     levels0: np.ndarray | None = None
     levels1: np.ndarray | None = None
 
     @property
     def layer(self) -> int:
         return self.tile.layer
-
-    def targets(self, cell_bits: int) -> tuple[np.ndarray, np.ndarray]:
-        from .tiling import tile_levels
-
-        if self.levels0 is None:
-            self.levels0 = tile_levels(self.weights, self.tile, self.family, np.zeros(self.tile.wcols, bool), cell_bits)
-        if self.levels1 is None:
-            self.levels1 = tile_levels(self.weights, self.tile, self.family, np.ones(self.tile.wcols, bool), cell_bits)
-        return self.levels0, self.levels1
-
-    def levels(self, cell_bits: int, slices: int) -> np.ndarray:
-        """Target cell levels with this WRITE's flags."""
-        from .encoding import cols_per_weight
-
-        l0, l1 = self.targets(cell_bits)
-        cpw = cols_per_weight(self.family, slices)
-        return np.where(np.repeat(self.flags, cpw)[None, :], l1, l0)
 
 
 @dataclass
