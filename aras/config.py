@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,10 @@ class Config:
     t_verify_ns: float = _f(10.0, "program-and-verify: one read (NeuroSim 10 ns) per pulse")
     t_reset_ns: float = _f(10.0, "NVSim ResetPulse 10 ns (blind write resets every cell first)")
     # --- write tables (indexed [old level][new level]) ----------------------------------------------
-    write_pulses: tuple = _f((), "default: |new - old| pulses (one program-and-verify pulse per level step)")
-    write_energy_pj: tuple = _f((), "default: pulses x 0.6 pJ (NVSim sample_RRAM cell, SET and RESET)")
+    write_pulses: tuple[tuple[int, ...], ...] = _f(
+        (), "default: |new - old| pulses (one program-and-verify pulse per level step)")
+    write_energy_pj: tuple[tuple[float, ...], ...] = _f(
+        (), "default: pulses x 0.6 pJ (NVSim sample_RRAM cell, SET and RESET)")
     e_set_pj: float = _f(0.6, "NVSim sample_RRAM.cell: 0.6 pJ per SET pulse")
     e_reset_pj: float = _f(0.6, "NVSim sample_RRAM.cell: 0.6 pJ per RESET pulse (also blind-write reset)")
     # --- DRAM -------------------------------------------------------------------------------------
@@ -92,16 +95,16 @@ class Config:
     batch: int = _f(1, "brief: batch size default 1")
 
     def __post_init__(self):
-        levels = self.levels if self.cell_bits > 0 else 0
-        if not self.write_pulses and levels:
+        self._check_types()  # before anything computes with a field
+        levels = self.levels
+        if not self.write_pulses:
             object.__setattr__(self, "write_pulses", tuple(
                 tuple(abs(n - o) for n in range(levels)) for o in range(levels)))
-        if not self.write_energy_pj and levels:
+        if not self.write_energy_pj:
             object.__setattr__(self, "write_energy_pj", tuple(
                 tuple(float(abs(n - o) * (self.e_set_pj if n > o else self.e_reset_pj)) for n in range(levels))
                 for o in range(levels)))
-        object.__setattr__(self, "write_pulses", tuple(tuple(int(v) for v in r) for r in self.write_pulses))
-        object.__setattr__(self, "write_energy_pj", tuple(tuple(float(v) for v in r) for r in self.write_energy_pj))
+        self._check_tables()
         self._validate()
 
     # ------------------------------------------------------------------ derived quantities
@@ -192,22 +195,61 @@ class Config:
         return max(1, math.ceil(ns * self.clock_ghz - 1e-9))
 
     # ------------------------------------------------------------------ validation
-    def _validate(self):
-        def bad(fname, why):
-            raise ArasError(f"config {self.name!r}: field {fname!r} {why}")
+    def _bad(self, fname, why):
+        raise ArasError(f"config {self.name!r}: field {fname!r} {why}")
 
+    def _check_types(self):
+        """Every scalar field by its declared type: ``int`` fields take whole numbers (not bools, not
+        16.5; 16.0 becomes 16), ``float`` fields finite real numbers (ints become floats), ``bool`` and
+        ``str`` exactly that type; numbers must be > 0 (>= 0 for energies, powers, areas and the
+        latencies in ``_ZERO_OK``) and at most ``MAX_VALUE``, so that no product the models form in
+        int64 or float64 overflows. The tables are checked by :meth:`_check_tables`."""
+        if not isinstance(self.name, str):
+            raise ArasError(f"config: field 'name' must be str, got {self.name!r}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.type in ("int", "float") and not isinstance(v, bool) and isinstance(v, (int, float)):
-                if f.name in _ZERO_OK or f.name.startswith(("e_", "p_", "area_", "dram_pj")):
-                    if v < 0:
-                        bad(f.name, f"must be >= 0, got {v}")
-                elif v <= 0:
-                    bad(f.name, f"must be > 0, got {v}")
-            elif f.type == "int" and not isinstance(v, int) or f.type == "bool" and not isinstance(v, bool):
-                bad(f.name, f"must be {f.type}, got {v!r}")
-        if self.cell_bits not in (1, 2, 4, 8):
-            bad("cell_bits", f"must divide the 8-bit weight code (1, 2, 4 or 8), got {self.cell_bits}")
+            if f.type in ("int", "float"):
+                zero_ok = f.name in _ZERO_OK or f.name.startswith(("e_", "p_", "area_", "dram_pj"))
+                object.__setattr__(self, f.name, _number(v, f.type, lambda why, n=f.name: self._bad(n, why), zero_ok))
+            elif f.type in _EXACT_TYPES and not isinstance(v, _EXACT_TYPES[f.type]):
+                self._bad(f.name, f"must be {f.type}, got {v!r}")
+        if self.cell_bits not in (1, 2, 4, 8):  # before the tables are sized by it
+            self._bad("cell_bits", f"must divide the 8-bit weight code (1, 2, 4 or 8), got {self.cell_bits}")
+
+    def _check_tables(self):
+        """The ``tuple[tuple[T, ...], ...]`` fields: a levels x levels table of T (each entry as a field
+        of type T), stored as tuples."""
+        for f in dataclasses.fields(self):
+            if not f.type.startswith("tuple"):
+                continue
+            typ = "int" if "int" in f.type else "float"
+            t = getattr(self, f.name)
+            if not isinstance(t, (list, tuple)) or any(not isinstance(r, (list, tuple)) for r in t):
+                self._bad(f.name, f"must be a {self.levels}x{self.levels} table of {typ} indexed "
+                                  f"[old level][new level], got {t!r}")
+            rows = tuple(tuple(_number(v, typ, lambda why, n=f.name, i=i, j=j: self._bad(f"{n}[{i}][{j}]", why))
+                               for j, v in enumerate(r)) for i, r in enumerate(t))
+            object.__setattr__(self, f.name, rows)
+
+    def _validate(self):
+        bad = self._bad
+        # Sizes and times the models multiply out (cell arrays, byte counts, cycles): bounded like the fields.
+        cells = self.n_xbars * self.xbar_rows * self.xbar_cols
+        if cells > MAX_VALUE:
+            bad("xbar_rows", f"gives {cells} cells (xbar_rows x xbar_cols x {self.n_xbars} crossbars); "
+                             f"must be <= 2**40")
+        if self.gbuf_bytes > MAX_VALUE:
+            bad("gbuf_bank_bytes", f"gives a {self.gbuf_bytes} B Gbuffer (gbuf_banks x gbuf_bank_bytes); "
+                                   f"must be <= 2**40")
+        if self.n_pe * self.write_buffer_bytes > MAX_VALUE:
+            bad("write_buffer_bytes", f"gives {self.n_pe * self.write_buffer_bytes} B of write buffers "
+                                      f"(n_pe x write_buffer_bytes); must be <= 2**40")
+        if self.clock_ghz < 1e-6:
+            bad("clock_ghz", f"must be >= 1e-6 (1 kHz), got {self.clock_ghz}")
+        for f in dataclasses.fields(self):
+            if f.name.endswith("_ns") and getattr(self, f.name) * self.clock_ghz > MAX_VALUE:
+                bad(f.name, f"gives {getattr(self, f.name) * self.clock_ghz:.3g} cycles at clock_ghz="
+                            f"{self.clock_ghz}; must be <= 2**40")
         if self.weight_bits != 8:
             bad("weight_bits", f"must be 8 (int8 weights), got {self.weight_bits}")
         if self.act_bits != 8:
@@ -253,6 +295,10 @@ class Config:
             if any(t[o][n] == 0 for o in range(self.levels) for n in range(self.levels) if o != n) and \
                     tname == "write_pulses":
                 bad(tname, "must be >= 1 off the diagonal (a changed cell needs a pulse)")
+        step = self.cycles(self.t_pulse_ns) + self.cycles(self.t_verify_ns)
+        if max(map(max, self.write_pulses)) * step > MAX_VALUE:
+            bad("write_pulses", f"with {step} cycles per pulse (t_pulse_ns + t_verify_ns) gives more than 2**40 "
+                                "cycles for one cell")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
@@ -275,15 +321,44 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+MAX_VALUE = 1 << 40  # bound of every numeric field and of the sizes/times they multiply out to (int64-safe)
 _ZERO_OK = ("host_handoff_cycles", "dram_latency_cycles", "vector_latency", "post_latency")
 _TABLES = ("write_pulses", "write_energy_pj")
 _CELL_PARAMS = ("cell_bits", "e_set_pj", "e_reset_pj")
+_EXACT_TYPES = {"bool": bool, "str": str}
+
+
+def _number(v, typ: str, bad, zero_ok: bool = True):
+    """``v`` as a field of type ``typ`` ("int" or "float"): a finite real (not a bool) in [0, 2**40]
+    ((0, 2**40] unless ``zero_ok``), whole for "int"; returned as a Python int/float. ``bad(why)`` rejects."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        bad(f"must be {typ}, got {v!r}" + (" (a bool)" if isinstance(v, bool) else ""))
+    if not isinstance(v, numbers.Integral) and not math.isfinite(v):
+        bad(f"must be finite, got {v}")
+    if v < 0 or v == 0 and not zero_ok:
+        bad(f"must be {'>=' if zero_ok else '>'} 0, got {_show(v)}")
+    if v > MAX_VALUE:
+        bad(f"must be <= 2**40, got {_show(v)}")
+    if typ == "float":
+        return float(v)
+    if v != int(v):
+        bad(f"must be int (a whole number), got {v}")
+    return int(v)
+
+
+def _show(v) -> str:
+    """A number for a one-line message (a huge int by its magnitude, not its 400 digits)."""
+    if not isinstance(v, numbers.Integral) or abs(v) < 10 ** 20:
+        return f"{v}"
+    return f"~{'-' if v < 0 else ''}1e{len(str(abs(v))) - 1}"
 
 
 def from_dict(d: dict, source: str = "config") -> Config:
     """Build a config from a flat mapping; a ``base`` key names the preset it overrides."""
     d = dict(d)
     base = d.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise ArasError(f"{source}: field 'base' must be a preset name, got {base!r}")
     merged = {} if base is None else preset(base).to_dict()
     if base is not None:
         # Derived write tables follow the base's cell parameters unless given explicitly.
@@ -294,20 +369,8 @@ def from_dict(d: dict, source: str = "config") -> Config:
         if k not in _FIELDS:
             raise ArasError(f"{source}: unknown config field {k!r}")
         merged[k] = v
-    kw = {}
-    for k, v in merged.items():
-        typ = _FIELDS[k].type
-        try:
-            if k in _TABLES:
-                kw[k] = tuple(tuple(r) for r in v)
-            elif typ == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                kw[k] = float(v)
-            else:
-                kw[k] = v
-        except TypeError:
-            raise ArasError(f"{source}: field {k!r} has the wrong type ({v!r})") from None
     try:
-        return Config(**kw)
+        return Config(**merged)  # converts and checks every field by its type
     except TypeError as e:
         raise ArasError(f"{source}: {e}") from None
 
@@ -347,4 +410,8 @@ def load(name_or_path: str) -> Config:
     if not isinstance(d, dict):
         raise ArasError(f"{p}: a config file must hold a table of fields")
     d.setdefault("name", p.stem)
-    return from_dict(d, source=str(p))
+    try:
+        return from_dict(d, source=str(p))
+    except ArasError as e:  # every message names the file
+        msg = str(e)
+        raise ArasError(msg if msg.startswith(f"{p}:") else f"{p}: {msg}") from None

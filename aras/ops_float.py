@@ -96,19 +96,22 @@ def layernorm(x, gamma, beta, eps):
     return (x - mu) / np.sqrt(var + eps) * gamma + beta
 
 
+_ERF = np.frompyfunc(math.erf, 1, 1)
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
 def erf(x):
-    """Vectorised erf, Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): ample for a float reference."""
-    x = np.asarray(x, dtype=np.float64)
-    s = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return s * (1.0 - poly * np.exp(-a * a))
+    """Vectorised libm erf (~1 ulp; as fast as a polynomial approximation through numpy)."""
+    return np.asarray(_ERF(np.asarray(x, dtype=np.float64)), dtype=np.float64)
 
 
 def gelu(x):
-    """erf GELU, as in BERT."""
-    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+    """erf GELU, as in BERT: x/2·(1 + erf(x/√2)), evaluated as x/2·erfc(−x/√2) (the same function; no
+    cancellation in the negative tail). An earlier polynomial erf (Abramowitz & Stegun 7.1.26, |error|
+    < 1.5e-7) was off by several int8 LSBs there when the output scale resolves the tail
+    (verif/golden/test_host_oracle.py)."""
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * x * np.asarray(_ERFC(-x / math.sqrt(2.0)), dtype=np.float64)
 
 
 def attention(q, k, v, heads: int):

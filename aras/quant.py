@@ -47,7 +47,9 @@ def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
 
 def quantize(v, scale: float, zero_point: int) -> np.ndarray:
     """Float -> int8: round half away from zero, + zero point, clamp (TFLite Quantize)."""
-    return np.clip(round_half_away(np.asarray(v, dtype=np.float64) / scale) + zero_point, -128, 127).astype(np.int8)
+    # Saturate before the int64 cast (beyond 2**63 numpy's cast is undefined): 512 steps clamp anyway.
+    r = np.clip(np.asarray(v, dtype=np.float64) / scale, -512.0, 512.0)
+    return np.clip(round_half_away(r) + zero_point, -128, 127).astype(np.int8)
 
 
 def dequantize(q, scale: float, zero_point: int) -> np.ndarray:

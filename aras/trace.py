@@ -111,12 +111,7 @@ class Trace:
         if self.weights not in ("real", "synthetic"):
             bad("field 'weights'", f"must be 'real' or 'synthetic', got {self.weights!r}")
         for name, t in self.tensors.items():
-            if not (np.isfinite(t.scale) and t.scale > 0):
-                bad(f"tensor {name!r}", f"scale must be positive and finite, got {t.scale}")
-            if not -128 <= t.zero_point <= 127:
-                bad(f"tensor {name!r}", f"zero_point {t.zero_point} outside [-128, 127]")
-            if not t.shape or min(t.shape) < 1:
-                bad(f"tensor {name!r}", f"bad shape {t.shape}")
+            _check_tensor(t.shape, t.scale, t.zero_point, lambda why, n=name: bad(f"tensor {n!r}", why))
         if self.input not in self.tensors:
             bad("field 'input'", f"tensor {self.input!r} is not declared")
         produced = {self.input}
@@ -212,9 +207,15 @@ class Trace:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
             raise ArasError(f"{af}: corrupt array file: {e}") from None
+
+        def bad_tensor(name, why):
+            raise ArasError(f"{jf}: tensor {name!r}: {why}")
+
         try:
-            tensors = {k: TensorQ(tuple(int(d) for d in v["shape"]), float(v["scale"]), int(v["zero_point"]))
-                       for k, v in meta["tensors"].items()}
+            tensors = {}
+            for k, v in meta["tensors"].items():  # checked as written: 2.5 or true must not become 2 or 1
+                _check_tensor(v["shape"], v["scale"], v["zero_point"], lambda why, k_=k: bad_tensor(k_, why))
+                tensors[k] = TensorQ(tuple(int(d) for d in v["shape"]), float(v["scale"]), int(v["zero_point"]))
             layers = []
             for d in meta["layers"]:
                 arrs = {}
@@ -227,7 +228,7 @@ class Trace:
                                     arrs))
             t = Trace(meta["name"], meta["weights"], meta["input"], tensors, layers, list(meta["outputs"]),
                       meta.get("notes", ""), arrays.get("samples/input"), arrays.get("samples/labels"))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ArasError(f"{jf}: malformed trace field: {e}") from None
         t.validate(str(path))
         return t
@@ -242,6 +243,43 @@ def json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# Bound of a tensor's element count (1 TiB of int8 per sample): element counts and what the models multiply
+# them by (batch, kernel sizes, bytes) stay far inside int64; 2**32 x 2**32 would wrap to 0 in np.prod.
+MAX_ELEMENTS = 1 << 40
+
+
+def _is_int(v) -> bool:
+    """A Python or numpy integer, not a bool (bool is an int in Python) and not a float such as 2.0."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_positive_finite(v) -> bool:
+    """A real number in (0, float max]: not a bool, a string, NaN or Inf (nor an int too large for a float)."""
+    if _is_int(v):
+        return 0 < v <= float(np.finfo(np.float64).max)  # exact comparison, no conversion of a huge int
+    return isinstance(v, (float, np.floating)) and bool(np.isfinite(v)) and v > 0
+
+
+def _check_tensor(shape, scale, zero_point, bad):
+    """A tensor's declared shape and quantization, as stored or as built in memory."""
+    if not isinstance(shape, (list, tuple)) or not shape:
+        bad(f"shape must be a non-empty list of positive integers, got {shape!r}")
+    for i, d in enumerate(shape):
+        if not _is_int(d) or d < 1:
+            bad(f"shape {list(shape)}: dimension {i} must be a positive integer, got {d!r}")
+    n = 1
+    for d in shape:
+        n *= int(d)
+    if n > MAX_ELEMENTS:
+        bad(f"shape {list(shape)} has {n} elements; at most 2**40 are supported")
+    if not _is_positive_finite(scale):
+        bad(f"scale must be positive and finite, got {scale!r}")
+    if not _is_int(zero_point):
+        bad(f"zero_point must be an integer in [-128, 127], got {zero_point!r}")
+    if not -128 <= zero_point <= 127:
+        bad(f"zero_point {zero_point} outside [-128, 127]")
 
 
 def _check_kind(a: np.ndarray, kind: str, bad):
@@ -261,10 +299,30 @@ def _int_attr(ly: Layer, key: str, bad, lo=None, hi=None) -> int:
     return v
 
 
+# Geometry attributes: (entries, least value); the shape rules below would truncate 1.5 to 1 silently.
+_GEOMETRY = {"kernel": (2, 1), "stride": (2, 1), "dilation": (2, 1), "pads": (4, 0), "shape": (None, 1)}
+
+
+def _check_geometry(ly: Layer, bad):
+    for key, (n, lo) in _GEOMETRY.items():
+        if key not in ly.attrs:
+            continue
+        v = ly.attrs[key]
+        if not isinstance(v, (list, tuple)) or (n is not None and len(v) != n) or \
+                not all(_is_int(d) and d >= lo for d in v):
+            bad(f"attribute {key!r} must be {n or 'a list of'} integers >= {lo}, got {v!r}")
+        if key == "shape":
+            _check_tensor(v, 1.0, 0, lambda why: bad(f"attribute 'shape': {why}"))
+    for key in ("groups", "heads"):
+        if key in ly.attrs:
+            _int_attr(ly, key, bad, 1, MAX_ELEMENTS)
+
+
 def _check_layer(tr: Trace, ly: Layer, bad):
     """Shape and range checks per op (the functional model relies on them)."""
     from .graph import FNode, _infer
 
+    _check_geometry(ly, bad)
     ins = [tr.tensors[t].shape for t in ly.inputs]
     out = tr.tensors[ly.output].shape
     a = ly.arrays

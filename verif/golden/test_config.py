@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from aras.config import PRESETS, Config, load, preset
@@ -109,3 +112,107 @@ def test_derived_energies_follow_the_spec_table():
     assert p.e_gbuf_access_pj == pytest.approx(17.2) and t.e_gbuf_access_pj == pytest.approx(2.15)
     assert p.write_buffer_slots == 16 and t.write_buffer_slots == 2
     assert p.host_handoff_cycles == 0 and p.gbuf_adaptive
+
+
+# ---------------------------------------------------------------------------------------------- validation by type
+NAN, INF = float("nan"), float("inf")
+
+
+def _one_line(e: pytest.ExceptionInfo) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg and "Traceback" not in msg
+    return msg
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"clock_ghz": "fast"}, "field 'clock_ghz' must be float, got 'fast'"),  # string for a number
+    ({"xbar_rows": "128"}, "field 'xbar_rows' must be int, got '128'"),
+    ({"n_pe": True}, "field 'n_pe' must be int, got True (a bool)"),  # bool is an int in Python
+    ({"clock_ghz": True}, "field 'clock_ghz' must be float, got True (a bool)"),
+    ({"clock_ghz": NAN}, "field 'clock_ghz' must be finite, got nan"),
+    ({"t_pulse_ns": INF}, "field 't_pulse_ns' must be finite, got inf"),
+    ({"e_set_pj": -INF}, "field 'e_set_pj' must be finite, got -inf"),
+    ({"xbar_rows": 16.5}, "field 'xbar_rows' must be int (a whole number), got 16.5"),  # fractional int
+    ({"host_handoff_cycles": 0.5}, "field 'host_handoff_cycles' must be int"),
+    ({"batch": -2}, "field 'batch' must be > 0, got -2"),  # non-positive
+    ({"t_read_ns": 0.0}, "field 't_read_ns' must be > 0, got 0.0"),
+    ({"n_pe": -10 ** 400}, "field 'n_pe' must be > 0, got ~-1e400"),
+    ({"batch": 2 ** 62}, "field 'batch' must be <= 2**40, got 4611686018427387904"),  # overflow
+    ({"dram_latency_cycles": 10 ** 400}, "field 'dram_latency_cycles' must be <= 2**40, got ~1e400"),
+    ({"clock_ghz": 10 ** 400}, "field 'clock_ghz' must be <= 2**40"),
+    ({"xbar_rows": 2 ** 26, "adc_exact": False}, "field 'xbar_rows' gives 2199023255552 cells "
+                                                 "(xbar_rows x xbar_cols x 256 crossbars); must be <= 2**40"),
+    ({"gbuf_bank_bytes": 2 ** 34}, "field 'gbuf_bank_bytes' gives a 2199023255552 B Gbuffer"),
+    ({"write_buffer_bytes": 2 ** 39}, "field 'write_buffer_bytes' gives 2199023255552 B of write buffers"),
+    ({"t_pulse_ns": 2.0 ** 40, "clock_ghz": 2.0}, "field 't_pulse_ns' gives 2.2e+12 cycles"),
+    ({"clock_ghz": 1e-300}, "field 'clock_ghz' must be >= 1e-6"),
+    ({"write_pulses": [[0, 1.5], [1, 0]]}, "field 'write_pulses[0][1]' must be int (a whole number)"),
+    ({"write_pulses": [[0, True], [1, 0]]}, "field 'write_pulses[0][1]' must be int, got True"),
+    ({"write_pulses": "abc"}, "field 'write_pulses' must be a 4x4 table of int"),
+    ({"write_energy_pj": [[0, NAN, 1, 1]] * 4}, "field 'write_energy_pj[0][1]' must be finite, got nan"),
+    ({"adc_exact": 1}, "field 'adc_exact' must be bool, got 1"),
+    ({"name": 3}, "field 'name' must be str, got 3"),
+])
+def test_config_fields_are_checked_by_type(kw, msg):
+    with pytest.raises(ArasError) as e:
+        Config(**kw)
+    assert msg in _one_line(e), e.value
+    with pytest.raises(ArasError) as e:  # the same through replace (from_dict)
+        preset("paper").replace(**kw)
+    assert msg in _one_line(e), e.value
+
+
+def test_config_numbers_are_normalised():
+    c = Config(xbar_rows=np.int64(64), adc_bits=8, clock_ghz=2, t_pulse_ns=np.float32(5), batch=4.0)
+    assert (c.xbar_rows, c.clock_ghz, c.t_pulse_ns, c.batch) == (64, 2.0, 5.0, 4)
+    assert type(c.xbar_rows) is int and type(c.clock_ghz) is float and type(c.batch) is int
+    assert c == Config(xbar_rows=64, adc_bits=8, clock_ghz=2.0, t_pulse_ns=5.0, batch=4)
+    table = [[float(abs(n - o)) for n in range(4)] for o in range(4)]  # 1.0 pulses are whole numbers
+    assert Config(write_pulses=table) == Config() and type(Config(write_pulses=table).write_pulses[0][1]) is int
+
+
+@pytest.mark.parametrize("text,msg", [
+    ('base = "tiny"\nclock_ghz = "fast"\n', "field 'clock_ghz' must be float, got 'fast'"),
+    ('xbar_rows = true\n', "field 'xbar_rows' must be int, got True (a bool)"),
+    ('clock_ghz = nan\n', "field 'clock_ghz' must be finite, got nan"),
+    ('t_pulse_ns = inf\n', "field 't_pulse_ns' must be finite, got inf"),
+    ('base = "tiny"\nxbar_rows = 16.5\n', "field 'xbar_rows' must be int (a whole number), got 16.5"),
+    ('n_pe = -1\n', "field 'n_pe' must be > 0, got -1"),
+    ('batch = 1237940039285380274899124224\n', "field 'batch' must be <= 2**40, got ~1e27"),
+    ('base = "tiny-adc"\nxbar_rows = 1099511627776\n', "field 'xbar_rows' gives 140737488355328 cells"),
+    ('gbuf_bank_bytes = 17179869184\n', "field 'gbuf_bank_bytes' gives a 2199023255552 B Gbuffer"),
+    ('base = "tiny"\nwrite_pulses = [[0, 1, 2, 3], [1, 0, 1, 2], [2, 1, 0, 1], [3, 2, 0.5, 0]]\n',
+     "field 'write_pulses[3][2]' must be int (a whole number), got 0.5"),
+    ('base = ["tiny"]\n', "field 'base' must be a preset name"),
+])
+def test_bad_config_values_in_files_name_file_and_field(tmp_path, text, msg):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(ArasError) as e:
+        load(str(p))
+    got = _one_line(e)
+    assert got.startswith(f"{p}: ") and msg in got, got
+
+
+def test_bad_config_values_in_json(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text('{"base": "tiny", "clock_ghz": NaN}')
+    with pytest.raises(ArasError, match=f"^{p}: config 'bad': field 'clock_ghz' must be finite, got nan$"):
+        load(str(p))
+
+
+@pytest.mark.parametrize("text,field", [
+    ('clock_ghz = "fast"\n', "'clock_ghz' must be float"),
+    ('xbar_rows = 16.5\n', "'xbar_rows' must be int (a whole number)"),
+    ('clock_ghz = nan\n', "'clock_ghz' must be finite"),
+    ('gbuf_bank_bytes = 17179869184\n', "'gbuf_bank_bytes' gives a 2199023255552 B Gbuffer"),
+])
+def test_cli_reports_bad_config_in_one_line(tmp_path, text, field):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    r = subprocess.run([sys.executable, "-m", "aras.cli", "config", str(p)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "Traceback" not in r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"aras: {p}: config 'bad': field {field}"), r.stderr
