@@ -2,9 +2,15 @@
 
 Rules (docs/trace-format.md, "Quantization"): activations per tensor, asymmetric, range from the
 calibration min/max widened to include 0; weights per output channel, symmetric, scale max|w|/127
-(an all-zero filter gets scale 1); int32 bias = round(b / (s_in * s_w)); requantization multipliers
-with TFLite's QuantizeMultiplier. Activations directly after a conv/linear (any) or an add (ReLU,
-ReLU6, clamp) are fused into it when nothing else reads the pre-activation tensor.
+(a dead channel -- an all-zero filter, or one whose multiplier would underflow to 0 -- gets a zero
+weight row and scale 1, so it outputs exactly its requantized bias); int32 bias = round(b / (s_in *
+s_w)); requantization multipliers with TFLite's QuantizeMultiplier. Activations directly after a
+conv/linear (any) or an add (ReLU, ReLU6, clamp) are fused into it when nothing else reads the
+pre-activation tensor.
+
+Every float -> int conversion (weights, biases, multipliers, zero points, clamp bounds, samples,
+labels) is range-checked before the cast: a non-finite value or one outside int32 is an
+:class:`ArasError` naming the node and channel (numpy would silently cast it to INT64_MIN).
 """
 
 from __future__ import annotations
@@ -19,15 +25,48 @@ from .quant import quantize_multiplier, quantize_multipliers, round_half_away
 from .trace import Layer, TensorQ, Trace
 
 SAME_SCALE_OPS = ("maxpool", "avgpool", "gap", "flatten", "reshape", "relu", "relu6", "clamp")
+INT32_RANGE = (-(1 << 31), (1 << 31) - 1)
+DEAD_MULTIPLIER = 2.0 ** -32  # QuantizeMultiplier gives M = 0 below this
 
 
-def act_qparams(lo: float, hi: float) -> tuple[float, int]:
+def _rounded(v, what, lo: int = INT32_RANGE[0], hi: int = INT32_RANGE[1]) -> np.ndarray:
+    """``round_half_away(v)`` as int64, after checking -- before any cast -- that every value is
+    finite and rounds into [lo, hi]; otherwise ValueError naming the first bad element ``i`` (an
+    index tuple) with ``what(i)``. (numpy casts NaN and values beyond int64 to INT64_MIN, whose
+    ``abs`` is negative: a later ``abs(q) > INT32_MAX`` check would pass it.)"""
+    v = np.asarray(v, dtype=np.float64)
+    ok = (v > lo - 0.5) & (v < hi + 0.5)  # exactly the values rounding into [lo, hi]; NaN fails
+    if not ok.all():
+        i = tuple(int(k) for k in np.argwhere(~ok)[0])
+        rng = "int32" if (lo, hi) == INT32_RANGE else f"[{lo}, {hi}]"
+        why = "is not finite" if not np.isfinite(v[i]) else f"is outside {rng}"
+        raise ValueError(f"{what(i)} = {v[i]:.6g} {why}")
+    return round_half_away(v)
+
+
+def _multipliers(reals, what) -> tuple[np.ndarray, np.ndarray]:
+    """``quantize_multipliers(reals)``; a non-finite or too large multiplier names its channel ``what(c)``."""
+    reals = np.asarray(reals, dtype=np.float64).reshape(-1)
+    for c, r in enumerate(reals):
+        try:
+            quantize_multiplier(float(r))
+        except ValueError as e:
+            raise ValueError(f"{what(c)}: {e}") from None
+    return quantize_multipliers(reals)
+
+
+def act_qparams(lo: float, hi: float, what: str = "activation") -> tuple[float, int]:
     """Asymmetric int8 (scale, zero point) covering [lo, hi] widened to include 0."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(hi - lo)):
+        raise ArasError(f"{what}: range [{lo}, {hi}] is not finite")
     if hi - lo < 1e-12:
         return 1.0 / 255.0, -128  # constant-zero tensor: any scale represents it exactly
     scale = (hi - lo) / 255.0
-    zp = int(np.clip(round_half_away(-128 - lo / scale), -128, 127))
+    try:  # -128 - lo/scale is in [-128, 127] by construction
+        zp = int(np.clip(_rounded(-128 - lo / scale, lambda i: "zero point", -128, 127), -128, 127))
+    except ValueError as e:
+        raise ArasError(f"{what}: range [{lo}, {hi}]: {e}") from None
     return scale, zp
 
 
@@ -87,6 +126,7 @@ def _fusable(g: FloatGraph, n: FNode) -> FNode | None:
 def quantize(src: ModelSource, name: str | None = None, progress: bool = False) -> Trace:
     """Quantize ``src.graph`` with ``src.calib``; store ``src.samples``/``src.labels`` in the trace."""
     g = src.graph
+    _check_params(g)
     ranges = calibrate(g, src.calib, progress)
     fused: dict[str, FNode] = {}
     skip = set()
@@ -101,8 +141,12 @@ def quantize(src: ModelSource, name: str | None = None, progress: bool = False) 
     def qp(t: str) -> tuple[float, int]:
         if t in g.fixed_qparams:
             s, z = g.fixed_qparams[t]
-            return float(s), int(z)
-        return act_qparams(*ranges[t])
+            s, zf = float(s), float(z)
+            if not (np.isfinite(s) and s > 0 and -128 <= zf <= 127 and zf.is_integer()):  # NaN fails
+                raise ArasError(f"graph {g.name}, tensor {t!r}: fixed (scale, zero point) = ({s}, {zf}) needs a "
+                                "positive finite scale and an integer zero point in [-128, 127]")
+            return s, int(zf)
+        return act_qparams(*ranges[t], what=f"graph {g.name}, tensor {t!r}")
 
     tensors[g.input_name] = TensorQ(g.input_shape, *qp(g.input_name))
     layers: list[Layer] = []
@@ -124,7 +168,7 @@ def quantize(src: ModelSource, name: str | None = None, progress: bool = False) 
             raise ArasError(f"{where}: cannot quantize: {e}") from None
     samples = None if src.samples is None else _quantize_samples(src.samples, tensors[g.input_name], g)
     tr = Trace(name or g.name, g.weights, g.input_name, tensors, layers, list(g.outputs), src.notes, samples,
-               None if src.labels is None else np.asarray(src.labels, dtype=np.int64))
+               None if src.labels is None else _labels(src.labels, g))
     tr.validate(f"quantized {g.name}")
     return tr
 
@@ -135,7 +179,35 @@ def _quantize_samples(x, tq: TensorQ, g: FloatGraph):
     x = np.asarray(x, dtype=np.float64)
     if tuple(x.shape[1:]) != g.input_shape:
         raise ArasError(f"samples of {g.name}: shape {x.shape} does not match the input {g.input_shape}")
-    return q(x, tq.scale, tq.zero_point)
+    if not np.isfinite(x).all():
+        raise ArasError(f"samples of {g.name}: sample {int(np.argwhere(~np.isfinite(x))[0][0])} is not finite")
+    return q(x, tq.scale, tq.zero_point)  # saturates before its int cast
+
+
+def _labels(labels, g: FloatGraph) -> np.ndarray:
+    lab = np.asarray(labels)
+    if lab.dtype.kind == "f":  # float labels: integral and within int32, checked before the cast
+        lo, hi = INT32_RANGE
+        ok = (lab >= lo) & (lab <= hi) & (lab == np.floor(lab))  # NaN fails
+        if not ok.all():
+            i = [int(k) for k in np.argwhere(~ok)[0]]
+            raise ArasError(f"labels of {g.name}: label {i} = {lab[tuple(i)]} is not an integer in int32")
+    return np.asarray(lab, dtype=np.int64)
+
+
+def _check_params(g: FloatGraph):
+    """Every float parameter must be finite: a NaN weight or an Inf bias is an error naming the node,
+    the parameter and (conv/linear/prelu) the output channel."""
+    for n in g.nodes:
+        for k, v in n.params.items():
+            a = np.asarray(v)
+            if a.dtype.kind not in "fc":
+                continue
+            fin = np.isfinite(a)
+            if not fin.all():
+                i = tuple(int(j) for j in np.argwhere(~fin)[0])
+                at = f"channel {i[0]}" if n.op in ("conv2d", "linear", "prelu") and i else f"index {list(i)}"
+                raise ArasError(f"graph {g.name}, node {n.name!r}: {k} of {at} is {a[i]} (parameters must be finite)")
 
 
 def _clamp_range(act: FNode | None, to: TensorQ) -> tuple[int, int]:
@@ -144,7 +216,11 @@ def _clamp_range(act: FNode | None, to: TensorQ) -> tuple[int, int]:
         return lo, hi
 
     def q(v):
-        return int(np.clip(round_half_away(v / to.scale) + to.zero_point, -128, 127))
+        a = float(v) / to.scale
+        if np.isnan(a):
+            raise ValueError(f"{act.op} bound {v} is NaN")
+        a = min(max(a, -256.0), 256.0)  # saturate (an open bound is +-inf) before the cast: same result
+        return int(np.clip(round_half_away(a) + to.zero_point, -128, 127))
 
     if act.op == "relu":
         return max(lo, to.zero_point), hi
@@ -159,22 +235,35 @@ def _weight_layer(g, n: FNode, act, tin, to) -> tuple[dict, dict]:
     w = np.asarray(n.params["weight"], dtype=np.float64)
     cout = w.shape[0]
     wf = w.reshape(cout, -1)
+    sin = tin[0].scale
     if n.name in g.fixed_weight_scales:
         sw = np.asarray(g.fixed_weight_scales[n.name], dtype=np.float64).reshape(-1)
-        if sw.shape != (cout,) or not (sw > 0).all():
-            raise ValueError(f"fixed weight scales must be {cout} positive values")
+        if sw.shape != (cout,) or not (np.isfinite(sw) & (sw > 0)).all():
+            raise ValueError(f"fixed weight scales must be {cout} positive finite values")
+        dead = np.zeros(cout, dtype=bool)
     else:
         amax = np.abs(wf).max(axis=1)
-        sw = np.where(amax > 0, amax / 127.0, 1.0)  # all-zero filter: any scale is exact
-    wq = np.clip(round_half_away(wf / sw[:, None]), -127, 127).astype(np.int8).reshape(w.shape)
+        sw = amax / 127.0
+        # Dead channel: an all-zero filter, or one so small that s_in * s_w / s_out < 2**-32, which
+        # QuantizeMultiplier turns into M = 0 (the channel would output z_out whatever its bias; its
+        # weights move the output by < 127 * 255 * K * 2**-32 LSB). Zero weights and scale 1: the
+        # output is exactly the requantized bias round(b / s_in).
+        dead = (amax == 0) | (sin * sw / to.scale < DEAD_MULTIPLIER)
+        sw = np.where(dead, 1.0, sw)
+    ws = wf / sw[:, None]
+    ws[dead] = 0.0
+    wq = _rounded(ws, lambda i: f"channel {i[0]}: weight {wf[i]:.6g} / s_w {sw[i[0]]:.6g}")
+    wq = np.clip(wq, -127, 127).astype(np.int8).reshape(w.shape)
+    del ws
     b = n.params.get("bias")
-    sin = tin[0].scale
-    bq = np.zeros(cout, np.int64) if b is None else round_half_away(np.asarray(b, np.float64) / (sin * sw))
-    if np.abs(bq).max(initial=0) > (1 << 31) - 1:
-        raise OverflowError("a bias does not fit int32 at scale s_in * s_w")
-    m, sh = quantize_multipliers(sin * sw / to.scale)
-    arrays = {"weight": wq, "bias": bq.astype(np.int32), "mult": m, "shift": sh,
-              "weight_scale": sw.astype(np.float32)}
+    b = np.zeros(cout) if b is None else np.asarray(b, dtype=np.float64)
+    bq = _rounded(b / (sin * sw), lambda i: f"channel {i[0]}: bias {b[i]:.6g} / (s_in * s_w = {sin * sw[i[0]]:.6g})")
+    m, sh = _multipliers(sin * sw / to.scale, lambda c: f"channel {c}: s_in * s_w / s_out")
+    sw32 = sw.astype(np.float32)
+    if not (np.isfinite(sw32) & (sw32 > 0)).all():
+        c = int(np.argwhere(~(np.isfinite(sw32) & (sw32 > 0)))[0][0])
+        raise ValueError(f"channel {c}: weight scale {sw[c]:.6g} is not a positive float32")
+    arrays = {"weight": wq, "bias": bq.astype(np.int32), "mult": m, "shift": sh, "weight_scale": sw32}
     lo, hi = _clamp_range(act, to)
     attrs = {"act": "none" if act is None else {"relu": "relu", "relu6": "relu6", "clamp": "clamp",
                                                  "leaky_relu": "leaky", "prelu": "prelu"}[act.op],
@@ -184,7 +273,8 @@ def _weight_layer(g, n: FNode, act, tin, to) -> tuple[dict, dict]:
             np.asarray(act.params["slope"], np.float64).reshape(-1)
         if alpha.shape != (cout,):
             raise ValueError(f"prelu slope has {alpha.size} values for {cout} channels")
-        arrays["mult_neg"], arrays["shift_neg"] = quantize_multipliers(alpha * sin * sw / to.scale)
+        arrays["mult_neg"], arrays["shift_neg"] = _multipliers(alpha * sin * sw / to.scale,
+                                                               lambda c: f"channel {c}: alpha * s_in * s_w / s_out")
     if n.op == "conv2d":
         attrs.update(stride=list(n.attrs.get("stride", (1, 1))), pads=list(n.attrs.get("pads", (0, 0, 0, 0))),
                      dilation=list(n.attrs.get("dilation", (1, 1))), groups=int(n.attrs.get("groups", 1)))
@@ -222,8 +312,8 @@ def _layer(g, n: FNode, act, tin, to, out) -> Layer:
         nch = c[0] if len(c) == 3 else c[-1]
         alpha = np.full(nch, float(n.attrs["alpha"])) if n.op == "leaky_relu" else \
             np.asarray(n.params["slope"], np.float64).reshape(-1)
-        mi, si = quantize_multipliers(np.full(nch, tin[0].scale / to.scale))
-        ma, sa = quantize_multipliers(alpha * tin[0].scale / to.scale)
+        mi, si = _multipliers(np.full(nch, tin[0].scale / to.scale), lambda c: f"channel {c}: s_in / s_out")
+        ma, sa = _multipliers(alpha * tin[0].scale / to.scale, lambda c: f"channel {c}: alpha * s_in / s_out")
         return Layer(n.name, "leaky", list(n.inputs), out, {},
                      {"mult_id": mi, "shift_id": si, "mult_alpha": ma, "shift_alpha": sa})
     elif n.op == "flatten":
@@ -234,4 +324,7 @@ def _layer(g, n: FNode, act, tin, to, out) -> Layer:
     elif n.op in HOST_OPS:
         attrs = {k: v for k, v in n.attrs.items()}
         arrays = {k: np.asarray(v, dtype=np.float32) for k, v in n.params.items()}
+        for k, v in arrays.items():
+            if not np.isfinite(v).all():
+                raise ValueError(f"{k} overflows float32")
     return Layer(n.name, n.op, list(n.inputs), out, attrs, arrays)

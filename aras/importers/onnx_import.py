@@ -12,9 +12,9 @@ Operator coverage (default ONNX domain, any opset the installed ``onnx`` package
 - ``Add``: two activations -> ``add``; activation + constant right after a ``conv2d``/``linear``
   whose output has no other use, broadcasting per output channel -> folded into that bias.
 - ``BatchNormalization`` directly after a ``conv2d`` (or a ``linear`` with a flat output) whose
-  output has no other use -> folded into its weight and bias (a missing bias is created). A BN
-  anywhere else is an error naming the node: folding it into a *following* conv is not exact
-  when that conv zero-pads, so it is not attempted.
+  output has no other use -> folded into its weight and bias, in float64 and kept in float64 (a
+  missing bias is created). A BN anywhere else is an error naming the node: folding it into a
+  *following* conv is not exact when that conv zero-pads, so it is not attempted.
 - ``Relu``; ``Clip`` (bounds as attributes or constant inputs): (0, 6) -> ``relu6``,
   (0, +inf) -> ``relu``, otherwise ``clamp``; ``LeakyRelu``; ``PRelu`` with a per-channel
   (axis 1) or scalar slope.
@@ -660,6 +660,8 @@ class _Importer:
         denom = var + eps
         if np.any(denom <= 0):
             raise self.err(node, f"channels {np.flatnonzero(denom <= 0).tolist()} have var + epsilon <= 0")
+        # Fold in float64 and keep the folded weight and bias in float64: rounding them back to float32
+        # would put a second float32 rounding between the model and the quantizer (which works in float64).
         k = gamma / np.sqrt(denom)
         w = prod.params["weight"].astype(np.float64)
         b = prod.params.get("bias")
@@ -668,8 +670,8 @@ class _Importer:
         b = (b - mean) * k + beta
         if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
             raise self.err(node, "folding BN gives non-finite weights")
-        prod.params["weight"] = w.astype(np.float32)
-        prod.params["bias"] = b.astype(np.float32)
+        prod.params["weight"] = w
+        prod.params["bias"] = b
         self.rename_output(prod, node.output[0])
 
     # -------------------------------------------------------------- activations

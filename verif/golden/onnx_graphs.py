@@ -236,3 +236,52 @@ def qdq_matmul_add(seed: int = 5) -> tuple[onnx.ModelProto, onnx.ModelProto]:
         x = qdq(b.node("Add", [qdq(x, 0.05, 1), b.const("bias", bias)], "mm_add"), 0.06, -2)
         models.append(b.model("x", ["N", 3, 6], {x: ["N", 3, 4]}, opset=19))
     return models[0], models[1]
+
+
+# ------------------------------------------------------------------------------------------ dead channels
+DEAD_CONV = {1: 0.8, 3: -0.6, 5: 0.0}  # conv output channel -> float bias of its all-zero filter (BN: identity)
+DEAD_BN = {6: (0.0, 0.45), 7: (1e-30, 0.35)}  # channel -> (BN gamma, beta): killed by BN (0) / nearly (1e-30)
+DEAD_FC = {1: 0.7, 2: -0.4, 4: 0.0}  # fc output row -> float bias of its all-zero row
+
+
+def dead_channels(set_values: dict[str, dict] | None = None, seed: int = 6) -> onnx.ModelProto:
+    """Conv(8 filters) + BN + Relu -> GAP -> Flatten -> Gemm(6), with dead output channels.
+
+    Conv channels in ``DEAD_CONV`` have all-zero filters and the given conv bias (their BN is the
+    identity up to float32 rounding of var + eps, mean 0, beta 0); channels in ``DEAD_BN`` are killed by
+    their BN gamma (exactly 0, or 1e-30: folded weights ~1e-30 but not zero); Gemm rows in ``DEAD_FC``
+    are all zero with the given bias. ``set_values``: initializer name (``conv_w``, ``conv_b``,
+    ``bn_g``, ``bn_b``, ``bn_m``, ``bn_v``, ``fc_w``, ``fc_b``) -> {index: value} overrides, e.g. a
+    huge or NaN entry."""
+    rng = np.random.default_rng(seed)
+    arrs = {
+        "conv_w": (rng.standard_normal((8, 3, 3, 3)) * 0.4).astype(np.float32),
+        "conv_b": (rng.standard_normal(8) * 0.2).astype(np.float32),
+        "bn_g": rng.uniform(0.5, 1.5, 8).astype(np.float32),
+        "bn_b": (rng.standard_normal(8) * 0.1).astype(np.float32),
+        "bn_m": (rng.standard_normal(8) * 0.1).astype(np.float32),
+        "bn_v": rng.uniform(0.5, 2.0, 8).astype(np.float32),
+        "fc_w": (rng.standard_normal((6, 8)) * 0.5).astype(np.float32),
+        "fc_b": (rng.standard_normal(6) * 0.2).astype(np.float32),
+    }
+    for c, bias in DEAD_CONV.items():
+        arrs["conv_w"][c] = 0.0
+        arrs["conv_b"][c] = bias
+        arrs["bn_g"][c], arrs["bn_b"][c], arrs["bn_m"][c], arrs["bn_v"][c] = 1.0, 0.0, 0.0, 1.0 - 1e-3
+    for c, (gamma, beta) in DEAD_BN.items():
+        arrs["bn_g"][c], arrs["bn_b"][c] = gamma, beta
+    for r, bias in DEAD_FC.items():
+        arrs["fc_w"][r] = 0.0
+        arrs["fc_b"][r] = bias
+    for name, vals in (set_values or {}).items():
+        for i, v in vals.items():
+            arrs[name][i] = v
+    b = Builder(False, seed)
+    c = {k: b.const(k, v) for k, v in arrs.items()}
+    x = b.node("Conv", ["x", c["conv_w"], c["conv_b"]], "conv", pads=[1, 1, 1, 1])
+    x = b.node("BatchNormalization", [x, c["bn_g"], c["bn_b"], c["bn_m"], c["bn_v"]], "bn", epsilon=1e-3)
+    x = b.node("Relu", [x], "relu")
+    x = b.node("GlobalAveragePool", [x], "gap")
+    x = b.node("Flatten", [x], "flat", axis=1)
+    b.node("Gemm", [x, c["fc_w"], c["fc_b"]], "fc", transB=1)
+    return b.model("x", ["N", 3, 8, 8], {"fc": ["N", 6]})
