@@ -148,6 +148,7 @@ def assemble(prog: Program) -> Program:
 def validate(prog: Program) -> None:
     """The v1 rules of docs/architecture.md §9.6; an ArasError names the instruction."""
     history: dict[int, list[tuple]] = {}
+    pmodes: dict[tuple, list] = {}  # (layer, gchunk, cchunk) -> [(instruction index, block entry)] in order
     e = 0
     seen_tiles: dict[int, set] = {}
     for n, ins in enumerate(prog.instrs):
@@ -187,7 +188,20 @@ def validate(prog: Program) -> None:
                 xs = [te.xbar for te in ins.tiles]
                 if len(set(xs)) != len(xs):
                     raise ArasError(f"program: COMPUTE #{n}: a crossbar is named twice")
+                with_tiles = {(te.tag[1], te.tag[3]) for te in ins.tiles}
+                for b in ins.blocks:
+                    if (b.g, b.c) not in with_tiles:
+                        raise ArasError(f"program: COMPUTE #{n}: output block (g{b.g}, c{b.c}) has no tile "
+                                        "in the round")
+                    pmodes.setdefault((ins.layer, b.g, b.c), []).append((n, b))
             e += 1
+    for (li, g, c), seq in pmodes.items():
+        modes = [b.pmode for _, b in seq]
+        ok = modes == [PMODE_COMPLETE] or (len(modes) >= 2 and modes[0] == PMODE_FIRST and modes[-1] == PMODE_LAST
+                                           and all(m == PMODE_MIDDLE for m in modes[1:-1]))
+        if not ok or (len(modes) > 1 and (seq[0][1].psum is None or any(b.psum != seq[0][1].psum for _, b in seq))):
+            raise ArasError(f"program: layer {li} block (g{g}, c{c}): psum modes {modes} over rounds "
+                            f"(COMPUTE #{seq[0][0]} on) are not complete, or first, middle..., last on one psum tensor")
     for li, lt in prog.tilings.items():
         want = {t.tag for t in lt.tiles}
         got = [tag for tag, _ in seen_tiles.get(li, set())]
