@@ -1,7 +1,8 @@
 """The ``aras`` command line: models, config, import-onnx, simulate.
 
 Every error from bad input is one line ``aras: <what, where>`` on stderr and a non-zero exit;
-commands write their outputs only after everything succeeded (temporary file, then rename).
+commands check their arguments and output paths before any work starts and write their outputs
+only after everything succeeded (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import json
 import multiprocessing
 import os
+import re
+import shlex
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +39,51 @@ def _atomic_write(path: Path, write):
             os.unlink(tmp)
 
 
+def check_output(path: str, flag: str, kind: str = "file", files: tuple[str, ...] = ()) -> None:
+    """Raise :class:`ArasError` (naming ``flag`` and ``path``) unless ``path`` can be written as a
+    ``kind`` ("file" or "dir"), before any work starts; creates and changes nothing that stays.
+
+    A file path must not be a directory (nor end in a separator) nor an existing non-regular file; a
+    directory path must not be an existing non-directory, and ``files`` inside it must not be
+    directories. The directory that will receive the output (or the nearest existing ancestor of a
+    directory still to be created) must be a writable directory: ``access()``, and for root (whom
+    access() lets through) creating and removing a temporary directory in it, which catches /proc,
+    /sys and the like; the directory's times are restored."""
+    where = f"{flag} {path}" if path else flag
+    if not path:
+        raise ArasError(f"{flag}: empty path")
+    p = Path(os.path.abspath(path))
+    if kind == "file" and (path.endswith(("/", os.sep)) or p.is_dir()):
+        raise ArasError(f"{where}: is a directory; give a file name")
+    if os.path.lexists(p):
+        if kind == "dir" and not p.is_dir():
+            raise ArasError(f"{where}: exists and is not a directory")
+        if kind == "file" and not p.is_file():
+            raise ArasError(f"{where}: exists and is not a regular file")
+        if kind == "file" and not os.access(p, os.W_OK):
+            raise ArasError(f"{where}: the existing file is not writable")
+    for f in files:
+        if (p / f).is_dir():
+            raise ArasError(f"{where}: {p / f} is a directory where aras writes a file")
+    d = p if kind == "dir" and p.is_dir() else p.parent
+    while not os.path.lexists(d):
+        d = d.parent
+    if not d.is_dir():
+        raise ArasError(f"{where}: {d} is not a directory")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise ArasError(f"{where}: cannot write in {d} (permission denied)")
+    if getattr(os, "geteuid", lambda: -1)() == 0:  # root passes access(); /proc, /sys and the like still refuse
+        st = d.stat()
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".aras-check-", dir=d))
+        except OSError as e:
+            raise ArasError(f"{where}: cannot write in {d} ({e.strerror or e})") from None
+        try:
+            os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))  # the probe leaves no trace, not even a time
+        except OSError:
+            pass
+
+
 def _load_npy(path: str, what: str) -> np.ndarray:
     p = Path(path)
     if not p.exists():
@@ -44,6 +92,51 @@ def _load_npy(path: str, what: str) -> np.ndarray:
         return np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise ArasError(f"{what} file {path}: not a readable .npy array ({e})") from None
+
+
+def _load_batch(path: str, what: str) -> np.ndarray:
+    """A batch-first float array of at least one sample."""
+    x = _load_npy(path, what)
+    if x.ndim == 0:
+        raise ArasError(f"{what} file {path}: a scalar, need a batch-first array (N x input shape)")
+    if len(x) == 0:
+        raise ArasError(f"{what} file {path}: 0 samples (shape {tuple(x.shape)}); need at least one")
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- provenance
+_NOTES_SPLIT = re.compile(r"; samples: |,\s*(?=(?:synthetic |real )?(?:inputs|token ids)\b|N\(0, ?1\) inputs)")
+
+
+def split_notes(notes: str | None) -> tuple[str, str | None]:
+    """A trace's ``notes`` as (where the weights come from, where its stored samples come from or None):
+    the samples part follows ``"; samples: "`` (the committed LeNet-5 trace, ``aras import-onnx``) or is
+    the trailing ``, ... inputs`` / ``, ... token ids`` of the built-in models' notes."""
+    parts = _NOTES_SPLIT.split(notes or "", maxsplit=1)
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
+
+_SYNTHETIC_INPUTS = re.compile(r"synthetic (inputs|token|samples)|N\(0, ?1\) inputs|all-zero input", re.I)
+
+
+def samples_kind(tr) -> str:
+    """Whether the trace's stored samples are ``real`` or ``synthetic`` data, as far as the trace says:
+    synthetic when its notes say so, real when they carry labels (accuracy is measured on them)."""
+    _, s = split_notes(tr.notes)
+    if _SYNTHETIC_INPUTS.search(tr.notes or "") or (s is not None and "synthetic" in s.lower()):
+        return "synthetic"
+    if tr.labels is not None:
+        return "real (labelled)"
+    return "real or synthetic: not stated in the trace"
+
+
+def weights_line(weights: str, notes: str | None) -> str:
+    w, _ = split_notes(notes)
+    return f"weights: {weights} — {w or 'the trace has no notes on their source'}"
+
+
+def _model_origin(ref: str) -> str:
+    return f"trace directory {ref}" if Path(ref).is_dir() else "built-in model (`aras models`)"
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -72,6 +165,11 @@ def cmd_config(args) -> int:
 
 
 def cmd_import_onnx(args) -> int:
+    check_output(args.out, "-o", "dir")
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not (out / "trace.json").is_file():
+        raise ArasError(f"-o {args.out}: exists and is not a trace directory (import-onnx replaces the "
+                        "directory it writes); give a new or empty directory")
     from .importers.onnx_import import has_quant_params, load_onnx
     from .models import ModelSource
     from .quantize import quantize
@@ -82,52 +180,125 @@ def cmd_import_onnx(args) -> int:
             raise ArasError(f"{args.model}: float graph without quantization parameters: give calibration "
                             f"inputs with --calib INPUTS.npy (float, N x {' x '.join(map(str, g.input_shape))})")
         calib = np.zeros((1,) + g.input_shape)
+        where = "synthetic: 1 all-zero input (no --calib or --samples given)"
     else:
-        calib = _load_npy(args.calib, "calibration")
-    samples = _load_npy(args.samples, "samples") if args.samples else calib[: min(len(calib), 16)]
+        calib = _load_batch(args.calib, "calibration")
+        where = f"the first {min(len(calib), 16)} of the calibration inputs {args.calib}"
+    if args.samples:
+        samples = _load_batch(args.samples, "samples")
+        where = f"{len(samples)} inputs from {args.samples}"
+    else:
+        samples = calib[: min(len(calib), 16)]
     labels = _load_npy(args.labels, "labels") if args.labels else None
     if labels is not None and (labels.ndim != 1 or len(labels) != len(samples)):
         raise ArasError(f"labels file {args.labels}: need one integer label per sample ({len(samples)})")
     if args.weights:
         g.weights = args.weights
-    tr = quantize(ModelSource(g, calib, samples, labels, notes=f"imported from {Path(args.model).name}"),
-                  args.name or Path(args.model).stem, progress=True)
+    notes = f"imported from {Path(args.model).name}; samples: {where}"
+    tr = quantize(ModelSource(g, calib, samples, labels, notes=notes), args.name or Path(args.model).stem,
+                  progress=True)
     tr.save(args.out)
     print(f"wrote {args.out}: {len(tr.layers)} layers ({len(tr.weight_layers())} on crossbars), "
           f"{len(tr.samples)} samples, weights {tr.weights}")
     return 0
 
 
-def _opts_from_args(args):
+# ---------------------------------------------------------------------------------------------- simulate
+def _ablations() -> tuple[str, ...]:
+    from .experiments import ablations
+
+    return ablations()
+
+
+def _ablation_flag(a: str) -> str:
+    return f"--no-{a.replace('_', '-')}"
+
+
+def _mode_names() -> list[str]:
+    """What ``simulate --mode`` takes: compare's runs (the modes, then ``no-<optimization>``), then the
+    remaining scheduling modes of ``aras verify`` (e.g. ``signmag``)."""
+    from sim_models.scheduler import MODES as SCHED
+
+    from .experiments import compare_runs
+
+    names = [r.replace("_", "-") for r in compare_runs()]
+    return names + [m for m in SCHED if m not in names]
+
+
+def run_spec(args) -> tuple[str, str, object]:
+    """(run name, perf mode, scheduler Options or None) of ``simulate``'s --mode, --no-* and --lookahead;
+    an ArasError says why a combination cannot run."""
+    from sim_models.scheduler import MODES as SCHED
     from sim_models.scheduler import Options
 
-    kw = {k: False for k, flag in (("overlap", "no_overlap"), ("reencode", "no_reencode"),
-                                   ("diff_write", "no_diff_write"), ("placement", "no_placement"),
-                                   ("bank_select", "no_bank_select")) if getattr(args, flag)}
+    from .experiments import MODES
+
+    name = (args.mode or "aras").replace("_", "-")
+    off = [a for a in _ablations() if getattr(args, f"no_{a}", False)]
+    knobs = [_ablation_flag(a) for a in off] + (["--lookahead"] if args.lookahead is not None else [])
+    if args.functional_only and (args.mode is not None or knobs):
+        raise ArasError(f"{', '.join(([f'--mode {args.mode}'] if args.mode else []) + knobs)}: not with "
+                        "--functional-only, which skips the cycle/energy model these configure")
+    if name == "functional":
+        raise ArasError("--mode functional: the functional model is not a scheduling mode; use --functional-only")
+    kw: dict = {}
+    if name in MODES:
+        mode = name
+    elif name.startswith("no-") and name[3:].replace("-", "_") in _ablations():
+        mode, kw = "aras", {name[3:].replace("-", "_"): False}
+    elif name in SCHED:
+        mode, kw = SCHED[name][0], dict(SCHED[name][1])
+    else:
+        raise ArasError(f"unknown --mode {args.mode!r}; modes: {', '.join(_mode_names())}")
+    if knobs and mode != "aras":
+        why = {"baseline": "the baseline PUM has every ARAS optimization off already (no overlap, so no "
+                           "look-ahead)",
+               "ideal": "the ideal PUM has no write schedule (every layer resident, writes not counted)",
+               "tpu": "the TPU-like baseline has no ReRAM write schedule"}[mode]
+        raise ArasError(f"{', '.join(knobs)}: {'ablations' if len(knobs) > 1 else 'an ablation'} of ARAS's "
+                        f"schedule, not for --mode {args.mode}: {why}")
+    kw.update({a: False for a in off})
     if args.lookahead is not None:
         kw["lookahead"] = args.lookahead
-    if args.mode != "aras" and kw:
-        raise ArasError(f"the --no-* switches and --lookahead ablate ARAS optimizations; not for --mode {args.mode}")
-    return Options.for_mode(args.mode, **kw) if args.mode in ("aras", "baseline") else None
+    parts = ([name] if name != "aras" or not off else []) + [_ablation_flag(a)[2:] for a in off]
+    run = "+".join(dict.fromkeys(parts)) + ("" if args.lookahead is None else f" (lookahead {args.lookahead})")
+    return run, mode, (Options.for_mode(mode, **kw) if mode in ("aras", "baseline") else None)
 
 
-def _functional(tr, cfg, args, report, arrays, prog=None) -> None:
+def _inputs(tr, args):
+    """(int8 inputs, labels or None, what they are) of the functional run, checked before any run."""
+    if args.inputs:
+        x = _load_batch(args.inputs, "inputs")
+        with np.errstate(over="ignore"):  # inputs beyond the int8 range saturate in quantization
+            xq = tr.quantize_input(x, source=args.inputs)
+        n, labels = len(xq), None
+        what = f"{n} input{'s' * (n != 1)} from {args.inputs} (your file, quantized with the trace's input scale)"
+    else:
+        if tr.samples is None or len(tr.samples) == 0:
+            raise ArasError(f"{tr.name}: the trace holds no input samples; give --inputs X.npy")
+        xq, labels = tr.samples, tr.labels
+        n = len(xq)
+        _, src = split_notes(tr.notes)
+        what = f"{samples_kind(tr)} — "
+        if args.limit and args.limit < n:
+            what += f"the first {args.limit:,} of the trace's {n:,} samples"
+            if src and not re.match(r"(the |all )?[\d,]+ ", src):  # a count ("the 1,000 test digits") did not run
+                what += f" ({src})"
+        else:
+            what += f"the trace's {n:,} samples" + (f": {src}" if src else "")
+    if args.limit:
+        xq = xq[: args.limit]
+        labels = None if labels is None else labels[: args.limit]
+    return xq, labels, what
+
+
+def _functional(tr, cfg, args, report, arrays, xq, labels, prog=None) -> None:
     """Outputs through the bit-exact functional model, with the encoding the executed program put on
     the crossbars (it matters when the ADCs clip)."""
     from sim_models import functional
 
     from .quant import dequantize
 
-    labels = None
-    if args.inputs:
-        xq = tr.quantize_input(_load_npy(args.inputs, "inputs"), source=args.inputs)
-    else:
-        if tr.samples is None:
-            raise ArasError(f"{tr.name}: the trace holds no input samples; give --inputs X.npy")
-        xq, labels = tr.samples, tr.labels
-    if args.limit:
-        xq = xq[: args.limit]
-        labels = None if labels is None else labels[: args.limit]
     plan = functional.plan_from_program(prog, tr, cfg) if prog is not None else None
     out = functional.run(tr, cfg, xq, plan=plan, progress=True)
     report["samples"] = int(len(xq))
@@ -140,8 +311,8 @@ def _functional(tr, cfg, args, report, arrays, prog=None) -> None:
                        f"output_scale{sfx}": np.float32(t.scale), f"output_zero_point{sfx}": np.int32(t.zero_point)})
         report["outputs"][name] = {"shape": list(q.shape), "scale": t.scale, "zero_point": t.zero_point,
                                    "sum_q": int(q.astype(np.int64).sum())}
-    print(f"{tr.name}: {len(xq)} samples through the bit-exact functional model on config {cfg.name} "
-          f"(weights: {tr.weights}{'; ' + tr.notes if tr.notes else ''})")
+    print(f"{tr.name}: {len(xq)} sample{'s' * (len(xq) != 1)} through the bit-exact functional model on config "
+          f"{cfg.name}")
     if labels is not None:
         pred = out[tr.outputs[0]].reshape(len(xq), -1).argmax(axis=1)
         acc = float((pred == labels).mean())
@@ -149,17 +320,29 @@ def _functional(tr, cfg, args, report, arrays, prog=None) -> None:
         print(f"accuracy: {100 * acc:.2f} % ({int((pred == labels).sum())}/{len(labels)})")
 
 
-def _print_perf(r: dict) -> None:
+def _perf_line(r: dict) -> str:
     e = r["energy_j"]
-    line = f"{r['mode']}: {r['cycles']:,} cycles ({r['latency_s'] * 1e3:.3f} ms), energy {e['total'] * 1e6:.2f} uJ"
+    line = f"{r['cycles']:,} cycles ({r['latency_s'] * 1e3:.3f} ms), energy {e['total'] * 1e6:.2f} uJ"
     if r.get("writes"):
         w = r["writes"]
         line += (f", write {e['write'] * 1e6:.2f} uJ; rows written {w['rows_written']:,}, skipped "
                  f"{w['rows_skipped']:,}; cells changed {w['cells_changed']:,}")
-    print(line)
+    return line
+
+
+def _print_perf(r: dict, run: str) -> None:
+    if "cold_start" in r:
+        note = ""
+        if r.get("writes") and not r["writes"]["rows_written"]:
+            note = " (no writes: every tile stays on its crossbar from run to run)"
+        print(f"{run}, steady state (the crossbars hold what the previous run left): {_perf_line(r)}{note}")
+        print(f"{run}, cold start (first run, every cell at level 0): {_perf_line(r['cold_start'])}")
+    else:
+        print(f"{run}: {_perf_line(r)}")
     if "lower_bound" in r:
         lb = r["lower_bound"]
-        print(f"lower bound: {lb['cycles']:,} cycles, write energy {lb['write_energy_j'] * 1e6:.2f} uJ")
+        print(f"lower bound{' (steady state)' if 'cold_start' in r else ''}: {lb['cycles']:,} cycles, "
+              f"write energy {lb['write_energy_j'] * 1e6:.2f} uJ")
     if r.get("host_work", {}).get("layers"):
         h = r["host_work"]
         print(f"host work: {h['layers']} layers ({', '.join(h['ops'])}), {h['flops_per_sample']:,} FLOPs per sample "
@@ -171,12 +354,34 @@ def cmd_simulate(args) -> int:
     from .models import load_trace_or_model
     from .trace import check_fits, json_default
 
+    if args.perf_only:
+        used = [f for f, v in (("--outputs", args.outputs), ("--inputs", args.inputs), ("--limit", args.limit)) if v]
+        if used:
+            raise ArasError(f"--perf-only skips the functional run, which {' and '.join(used)} "
+                            f"{'is' if len(used) == 1 else 'are'} for")
+    run, mode, opts = run_spec(args)
+    for flag, path in (("--outputs", args.outputs), ("--json", args.json)):
+        if path is not None:
+            check_output(path, flag)
+    if args.outputs and args.json and os.path.abspath(args.outputs) == os.path.abspath(args.json):
+        raise ArasError(f"--outputs and --json are the same file {args.outputs}")
     cfg = C.load(args.config)
     if args.batch:
         cfg = cfg.replace(batch=args.batch)
-    opts = _opts_from_args(args)
     tr = load_trace_or_model(args.model, progress=True)
     check_fits(tr, cfg)
+    functional_run = not args.perf_only and (args.functional_only or args.inputs or args.outputs or args.limit
+                                             or tr.labels is not None)
+    if functional_run:
+        xq, labels, what = _inputs(tr, args)
+    print(f"{tr.name}: {_model_origin(args.model)}, config {cfg.name}"
+          + ("" if args.functional_only else f", mode {run}"))
+    print(weights_line(tr.weights, tr.notes))
+    if functional_run:
+        print(f"inputs: {what}")
+    else:
+        print("inputs: none run (cycles and energy do not depend on input values; --inputs, --limit or "
+              "--outputs run the functional model)")
     report: dict = {}
     arrays: dict = {}
     keep: dict = {}
@@ -184,12 +389,12 @@ def cmd_simulate(args) -> int:
     if not args.functional_only:
         from sim_models.perf import simulate
 
-        perf = simulate(tr, cfg, args.mode, opts, keep=keep)
-    if args.inputs or args.outputs or (tr.labels is not None and not args.perf_only):
-        _functional(tr, cfg, args, report, arrays, keep.get("program"))
+        perf = simulate(tr, cfg, mode, opts, keep=keep)
+    if functional_run:
+        _functional(tr, cfg, args, report, arrays, xq, labels, keep.get("program"))
     if perf is not None:
-        _print_perf(perf)
-        report = {**perf, **report}
+        _print_perf(perf, run)
+        report = {**perf, "run": run, **report}
     else:
         report.update(mode="functional", model=tr.name, config=cfg.name, weights=tr.weights, notes=tr.notes)
     if args.outputs:
@@ -206,14 +411,27 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- compare, sweep
+def _command(args) -> str:
+    return shlex.join(["aras"] + list(args.argv))
+
+
+def _print_models(models: list[dict]) -> None:
+    for m in models:
+        print(f"{m['name']} {weights_line(m['weights'], m['notes'])}")
+    print("inputs: none run (cycles and energy do not depend on input values)")
+
+
 def cmd_compare(args) -> int:
     from . import config as C
     from . import experiments, report
 
+    check_output(args.out, "-o", "dir", ("results.json", "report.md", "report.html"))
     cfg = C.load(args.config)
     if args.batch:
         cfg = cfg.replace(batch=args.batch)
-    data = experiments.run_compare(args.models, cfg, args.out, jobs=args.jobs)
+    data = experiments.run_compare(args.models, cfg, args.out, jobs=args.jobs, command=_command(args))
+    _print_models(data["models"])
     for line in report.glance(data):
         print(line)
     print(f"wrote {Path(args.out) / 'report.md'} and report.html")
@@ -224,9 +442,12 @@ def cmd_sweep(args) -> int:
     from . import config as C
     from . import experiments
 
+    check_output(args.out, "-o", "dir", tuple(f"sweep_{args.param}.{x}" for x in ("json", "md", "png")))
     cfg = C.load(args.config)
     values = experiments.parse_sweep_values(args.param, args.values) if args.values else None
-    experiments.run_sweep(args.model, cfg, args.param, values, args.out, jobs=args.jobs)
+    data = experiments.run_sweep(args.model, cfg, args.param, values, args.out, jobs=args.jobs,
+                                 command=_command(args))
+    _print_models([data["model"]])
     print(f"wrote {Path(args.out) / f'sweep_{args.param}.md'} (+ .json, .png)")
     return 0
 
@@ -242,6 +463,7 @@ def _write_verilog(cfg, blackbox: bool, out: str) -> dict:
 def cmd_verilog(args) -> int:
     from . import config as C
 
+    check_output(args.out, "-o", "dir", ("aras_top.sv", "manifest.json", "aras_xbar_macro.v"))
     cfg = C.load(args.config)
     from hw.generate import macro_stub
     from hw.lint import lint
@@ -262,6 +484,7 @@ def cmd_verilog(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    check_output(args.out, "-o", "dir", ("report.md", "report.html", "report.json"))
     from . import config as C
     from .verify import run_verify
 
@@ -270,7 +493,33 @@ def cmd_verify(args) -> int:
     return 0 if ok else 1
 
 
+# ---------------------------------------------------------------------------------------------- parser
+COUNT_FLAGS = {"batch": "--batch", "limit": "--limit", "jobs": "--jobs", "runs": "--runs", "lookahead": "--lookahead"}
+
+
+def check_counts(args) -> None:
+    """Counts are positive integers; the seed is non-negative. The error names the flag."""
+    for dest, flag in COUNT_FLAGS.items():
+        v = getattr(args, dest, None)
+        if v is not None and v < 1:
+            raise ArasError(f"{flag} must be a positive integer (1 or more), got {v}")
+    if getattr(args, "seed", None) is not None and args.seed < 0:
+        raise ArasError(f"--seed must be 0 or more, got {args.seed}")
+
+
+def _add_ablation_flags(s) -> None:
+    from .report import ABLATION_TEXT, _abl_label
+
+    for a in _ablations():
+        flags = [_ablation_flag(a)] + (["--no-replication"] if a == "replicate" else [])
+        s.add_argument(*flags, dest=f"no_{a}", action="store_true",
+                       help=f"ablation, compare's \"{_abl_label(a)}\" row: ARAS with this optimization off: "
+                            f"{ABLATION_TEXT.get(a, a.replace('_', ' '))}")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .experiments import DEFAULT_SWEEP_VALUES, SWEEP_PARAMS
+
     ap = argparse.ArgumentParser(prog="aras", description="ARAS ReRAM accelerator: golden model and tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("models", help="list the built-in models").set_defaults(fn=cmd_models)
@@ -289,43 +538,48 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="run a model or trace through the golden model")
     s.add_argument("model", help="model name (aras models) or trace directory")
     s.add_argument("--config", default="paper", help="preset name or .toml/.json file (default paper)")
-    s.add_argument("--inputs", help="float inputs (.npy, batch first, model layout e.g. NCHW)")
+    s.add_argument("--inputs", help="float inputs (.npy, batch first, model layout e.g. NCHW; default: the "
+                   "trace's samples)")
     s.add_argument("--outputs", help="write outputs to this .npz")
     s.add_argument("--json", help="write a JSON report")
-    s.add_argument("--limit", type=int, help="use only the first N inputs")
+    s.add_argument("--limit", type=int, help="use only the first N inputs (default: all)")
     s.add_argument("--batch", type=int, help="override the config's batch size")
-    s.add_argument("--mode", default="aras", choices=("aras", "baseline", "ideal", "tpu"),
-                   help="architecture model (default aras)")
-    for flag, what in (("overlap", "computation-write overlap"), ("reencode", "weight re-encoding"),
-                       ("diff-write", "differential writes"), ("placement", "similarity-aware placement"),
-                       ("bank-select", "Gbuffer adaptive bank selection")):
-        s.add_argument(f"--no-{flag}", action="store_true", help=f"ablation: switch off {what}")
-    s.add_argument("--lookahead", type=int, help="max rounds writes may run ahead of execution")
+    s.add_argument("--mode", metavar="MODE",
+                   help="architecture model or run of `aras compare` (default aras): "
+                        + ", ".join(_mode_names()) + "; no-X = ARAS with optimization X off, as --no-X")
+    _add_ablation_flags(s)
+    s.add_argument("--lookahead", type=int, help="max rounds writes may run ahead of execution (default unbounded)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--perf-only", action="store_true", help="skip the functional (output values) run")
     g.add_argument("--functional-only", action="store_true", help="skip the cycle/energy model")
     s.set_defaults(fn=cmd_simulate)
-    from .experiments import SWEEP_PARAMS
 
     c = sub.add_parser("compare", help="all modes and ablations over networks: report.md/.html with plots")
     c.add_argument("models", nargs="+", help="model names (aras models) or trace directories")
-    c.add_argument("--config", default="paper")
+    c.add_argument("--config", default="paper", help="preset name or .toml/.json file (default paper)")
     c.add_argument("-o", "--out", required=True, help="report directory")
     c.add_argument("--jobs", type=int, help="worker processes (default: all cores, memory permitting)")
-    c.add_argument("--batch", type=int, help="override the config's batch size")
+    c.add_argument("--batch", type=int, help="override the config's batch size (default: the config's)")
     c.set_defaults(fn=cmd_compare)
-    w = sub.add_parser("sweep", help="sensitivity study of one parameter, with a plot")
-    w.add_argument("model")
+
+    def vals(k):
+        return ", ".join("none" if v is None else f"{v:g}" for v in DEFAULT_SWEEP_VALUES[k])
+
+    w = sub.add_parser("sweep", help="sensitivity study of one parameter, with a plot",
+                       description="ARAS vs the baseline PUM (and the TPU-like baseline where the parameter "
+                                   "changes it) at every value of one parameter.")
+    w.add_argument("model", help="model name (aras models) or trace directory")
     w.add_argument("--param", required=True, choices=sorted(SWEEP_PARAMS),
-                   help="; ".join(f"{k}: {v}" for k, v in SWEEP_PARAMS.items()))
-    w.add_argument("--values", help="comma-separated values (default: the parameter's standard range)")
-    w.add_argument("--config", default="paper")
-    w.add_argument("-o", "--out", required=True)
-    w.add_argument("--jobs", type=int)
+                   help="; ".join(f"{k}: {v} (default values {vals(k)})" for k, v in SWEEP_PARAMS.items()))
+    w.add_argument("--values", help="comma-separated values (default: the parameter's standard values, listed "
+                   "under --param)")
+    w.add_argument("--config", default="paper", help="base config: preset name or .toml/.json file (default paper)")
+    w.add_argument("-o", "--out", required=True, help="output directory (required; no default)")
+    w.add_argument("--jobs", type=int, help="worker processes (default: all cores, memory permitting)")
     w.set_defaults(fn=cmd_sweep)
     v = sub.add_parser("verilog", help="generate SystemVerilog of the top level, with a manifest")
-    v.add_argument("--config", default="tiny")
-    v.add_argument("-o", "--out", required=True)
+    v.add_argument("--config", default="tiny", help="preset name or .toml/.json file (default tiny)")
+    v.add_argument("-o", "--out", required=True, help="output directory")
     v.add_argument("--blackbox-macros", action="store_true",
                    help="crossbars as instances of the external aras_xbar_macro (a stub declares its ports)")
     v.add_argument("--lint", choices=("auto", "whole", "modules"), default="auto",
@@ -347,8 +601,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
+        check_counts(args)
         return args.fn(args)
     except ArasError as e:
         print(f"aras: {e}", file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import subprocess
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ SWEEP_PARAMS = {
 DEFAULT_SWEEP_VALUES = {
     "xbars": [0.02, 0.05, 0.1, 0.25, 0.5, 1.0],
     "write_latency": [2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
-    "write_energy": [0.1, 0.3, 0.6, 1.2, 3.0, 6.0],
+    "write_energy": [0.6, 6.0, 20.0, 60.0, 200.0],
     "lookahead": [1, 2, 4, 8, None],
     "cell_bits": [1, 2, 4],
     "batch": [1, 2, 4, 8],
@@ -236,6 +237,38 @@ def _cost(mode: str, n_weights: int) -> float:
     return n_weights * (0.05 if mode in ("tpu", "ideal") else 1.0)
 
 
+def git_commit() -> str:
+    """The commit of the aras checkout this package runs from (``+ uncommitted changes`` when the
+    tracked files differ from it), or ``unknown``: not a git checkout, no git, or git failing."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*a):
+        r = subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, timeout=20,
+                           stdin=subprocess.DEVNULL)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        # the package must be the checkout's own aras/ (an installed copy inside some other repository is not)
+        if not top or Path(top).resolve() != root:
+            return "unknown"
+        head = git("rev-parse", "HEAD")
+        if not head:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return head + (" + uncommitted changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(command: str | None) -> dict:
+    """What made a result: the command line (None: called from Python), the git commit, the date."""
+    import datetime
+
+    return {"command": command, "git_commit": git_commit(),
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
 # ---------------------------------------------------------------------------------------------- compare
 def _ratio(a, b) -> float | None:
     """a / b, or None when undefined."""
@@ -291,7 +324,8 @@ def summarize(runs: dict[str, dict]) -> dict:
     return s
 
 
-def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: bool = True) -> dict:
+def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: bool = True,
+                command: str | None = None) -> dict:
     """Simulate every network in every mode and ablation; write ``results.json`` and the report.
 
     Parameters
@@ -301,13 +335,14 @@ def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: b
     out_dir : directory for ``results.json``, ``report.md``, ``report.html`` and the ``*.png`` plots.
     jobs : worker processes (default: all cores, fewer when memory is short; 1 = in this process).
     progress : show a tqdm bar on stderr.
+    command : the command line, for the report (None: called from Python).
 
     Returns
     -------
     The ``results.json`` content: ``config``, ``models`` (name, weights, notes, ...), ``runs``
     (network -> run name -> the raw ``sim_models.perf.simulate`` result; run names: :func:`compare_runs`),
     ``ablations`` (the optimizations switched off one at a time), ``summary`` (network ->
-    :func:`summarize`), wall times.
+    :func:`summarize`), ``provenance`` (:func:`provenance`), wall times.
     """
     from . import report
 
@@ -335,6 +370,7 @@ def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: b
     runs = {m.trace.name: {r: res[(m.trace.name, r)] for r in names} for m in ms}
     data = {
         "format": "aras-compare", "version": 1, "aras_version": __version__,
+        "provenance": provenance(command),
         "config": cfg.to_dict(), "ablations": list(ablations()),
         "models": [{"name": m.trace.name, "ref": m.label, "weights": m.trace.weights, "notes": m.trace.notes,
                     "weight_count": m.n_weights, "tiles": count_tiles(m.trace, cfg),
@@ -462,7 +498,7 @@ def sweep_summary(runs: dict[str, dict]) -> dict:
 
 
 def run_sweep(model, cfg, param: str, values: list | None, out_dir, jobs: int | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, command: str | None = None) -> dict:
     """Sensitivity study: ARAS vs the baseline (and the TPU-like baseline where ``param`` changes it) at
     every value of ``param``; writes ``sweep_<param>.json``, ``sweep_<param>.md`` and ``sweep_<param>.png``.
 
@@ -474,7 +510,7 @@ def run_sweep(model, cfg, param: str, values: list | None, out_dir, jobs: int | 
         (t_pulse_ns, ns), ``write_energy`` (e_set_pj = e_reset_pj, pJ), ``lookahead`` (rounds >= 1 or
         None), ``cell_bits`` (1, 2, 4), ``batch``.
     values : the values (None: :data:`DEFAULT_SWEEP_VALUES`); see :func:`parse_sweep_values`.
-    out_dir : output directory. jobs, progress : as :func:`run_compare`.
+    out_dir : output directory. jobs, progress, command : as :func:`run_compare`.
 
     Returns
     -------
@@ -527,6 +563,7 @@ def run_sweep(model, cfg, param: str, values: list | None, out_dir, jobs: int | 
         pt["summary"] = sweep_summary(pt["runs"])
     data = {
         "format": "aras-sweep", "version": 1, "aras_version": __version__,
+        "provenance": provenance(command),
         "param": param, "param_description": SWEEP_PARAMS[param],
         "model": {"name": m.trace.name, "ref": m.label, "weights": m.trace.weights, "notes": m.trace.notes,
                   "weight_count": m.n_weights, "tiles": n_tiles},

@@ -27,7 +27,8 @@ ABLATION_TEXT = {"overlap": "writes run ahead of execution", "reencode": "per-co
                  "diff_write": "read-before-write, unchanged cells and rows skipped",
                  "placement": "tiles placed on crossbars whose contents they match",
                  "bank_select": "only Gbuffer banks with live data powered",
-                 "replicate": "small compute-bound layers copied onto spare crossbars"}
+                 "replicate": "small compute-bound layers copied onto spare crossbars",
+                 "resident": "steady state: a tile its crossbar still holds from the last run is not rewritten"}
 
 
 def _abl_label(a: str) -> str:
@@ -255,6 +256,15 @@ def config_lines(cfg_dict: dict) -> list[str]:
     ]
 
 
+def provenance_line(data: dict) -> str:
+    """Command line, git commit and date of a result (``unknown`` for results without them)."""
+    p = data.get("provenance") or {}
+    cmd = p.get("command")
+    cmd = f"`{cmd}`" if cmd else "unknown (not run from the command line)" if p else "unknown"
+    return (f"Command: {cmd}; git commit: `{p.get('git_commit') or 'unknown'}`; date: {p.get('date') or 'unknown'}; "
+            f"aras {data.get('aras_version') or 'unknown'}.")
+
+
 def _docs_pointer() -> str:
     return ("Definitions of every field, mode and counter: `docs/architecture.md` in the aras repository "
             "(configuration §12, timing §10, events and energy §11, steady state and wear §8.5–8.6); the "
@@ -329,6 +339,7 @@ def write_compare_report(data: dict, out: Path) -> list[Path]:
         f"{data.get('aras_version', '')} (`aras compare`); every number below is computed from `results.json` "
         f"in this directory (raw results of `sim_models.perf.simulate`). Cycles and energy are per run of "
         f"batch {c.batch}, steady state (the crossbars hold what the previous run left) unless marked cold.")
+    d.p(provenance_line(data))
     d.p(f"Config `{c.name}`:")
     items = config_lines(data["config"])
     t0 = runs[names[0]]["tpu"].get("tpu")
@@ -370,7 +381,7 @@ def write_compare_report(data: dict, out: Path) -> list[Path]:
     d.p("speedup = latency of the reference / latency of ARAS (above 1: ARAS is faster); energy saving = "
         "1 − E_ARAS / E_reference (negative: ARAS uses more energy). Host work (softmax, attention, LayerNorm, "
         "GELU) is not timed in any mode.")
-    d.img(pngs["speedup"], "Speedup and energy ratio of ARAS per network (dashed line: parity).")
+    d.img(pngs["speedup"], "Speedup and energy saving of ARAS per network (dashed lines: parity).")
 
     # 2. energy breakdown
     d.h(2, "2. Energy breakdown per mode")
@@ -513,6 +524,22 @@ def _div(a, b):
     return None if a is None or not b else a / b
 
 
+def _pct(v):
+    return None if v is None else 100 * v
+
+
+def pct_change(v) -> str:
+    """A ratio to full ARAS as its change in percent: ``0 %`` exactly when it has no effect."""
+    if v is None:
+        return "n/a"
+    d = 100 * (v - 1)
+    if d == 0:
+        return "0 %"
+    if abs(d) < 0.05:
+        return f"{'+' if d > 0 else '−'}<0.1 %"
+    return f"{d:+.1f} %".replace("-", "−")
+
+
 def _label(name: str, weights: str) -> str:
     return f"{name}\n(synthetic)" if weights == "synthetic" else f"{name}\n(real)"
 
@@ -525,21 +552,8 @@ def _compare_plots(data: dict, out: Path) -> dict[str, str]:
     width = max(6.0, 1.6 * len(names) + 3)
     files = {}
 
-    fig, ax = _figure(width * 1.6, 4.2, 1, 2)
-    _grouped_bars(ax[0, 0], groups, [("vs baseline PUM", [summ[n]["speedup_vs_baseline"] for n in names]),
-                                     ("vs TPU-like", [summ[n]["speedup_vs_tpu"] for n in names])],
-                  fmt=lambda v: f"{v:.2f}×", ref=1.0)
-    ax[0, 0].set_ylabel("speedup of ARAS (reference latency / ARAS latency)")
-    ax[0, 0].set_title("Speedup (> 1: ARAS faster)")
-    _grouped_bars(ax[0, 1], groups, [("vs baseline PUM", [summ[n]["energy_ratio_vs_baseline"] for n in names]),
-                                     ("vs TPU-like", [summ[n]["energy_ratio_vs_tpu"] for n in names])],
-                  fmt=lambda v: f"{v:.2f}×", ref=1.0)
-    ax[0, 1].set_ylabel("reference energy / ARAS energy")
-    ax[0, 1].set_title("Energy ratio (> 1: ARAS uses less)")
-    for a in ax[0]:
-        a.legend(fontsize=8)
     files["speedup"] = "speedup_energy.png"
-    _save(fig, out / files["speedup"])
+    _save(speedup_figure(data), out / files["speedup"])
 
     modes = ("aras", "baseline", "ideal", "tpu")
     ncols = min(3, len(names))
@@ -609,18 +623,8 @@ def _compare_plots(data: dict, out: Path) -> dict[str, str]:
     files["lifetime"] = "lifetime.png"
     _save(fig, out / files["lifetime"])
 
-    fig, ax = _figure(max(9.0, 2.4 * len(names) + 4), 9.5, 3, 1)
-    for row, (key, title) in enumerate((("cycles_rel", "cycles / full ARAS"), ("energy_rel", "energy / full ARAS"),
-                                        ("write_energy_rel", "write energy / full ARAS"))):
-        series = [(_abl_label(a), [summ[n]["ablation"][a][key] for n in names]) for a in data["ablations"]]
-        _grouped_bars(ax[row, 0], groups, series, fmt=lambda v: f"{v:.3f}", ref=1.0, base=1.0)
-        ax[row, 0].set_ylabel(title)
-    fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=min(6, len(series)),
-               fontsize=8)
-    ax[0, 0].set_title("Ablation: one optimization off, relative to full ARAS (bars from 1; above 1: the "
-                       "optimization helps)", fontsize=10)
     files["ablation"] = "ablation.png"
-    _save(fig, out / files["ablation"])
+    _save(ablation_figure(data), out / files["ablation"])
 
     fig, ax = _figure(width * 1.6, 4.2, 1, 2)
     for k, (key, title) in enumerate((("cycles_ratio", "cycles / the mode's cycle lower bound"),
@@ -632,6 +636,63 @@ def _compare_plots(data: dict, out: Path) -> dict[str, str]:
     files["lower_bound"] = "lower_bound.png"
     _save(fig, out / files["lower_bound"])
     return files
+
+
+def speedup_figure(data: dict):
+    """Speedup (×) and energy saving (%, 1 − E_ARAS / E_reference as in the tables) of ARAS per network."""
+    names = [m["name"] for m in data["models"]]
+    W = {m["name"]: m["weights"] for m in data["models"]}
+    summ = data["summary"]
+    groups = [_label(n, W[n]) for n in names]
+    width = max(6.0, 1.6 * len(names) + 3)
+    fig, ax = _figure(width * 1.6, 4.2, 1, 2)
+    _grouped_bars(ax[0, 0], groups, [("vs baseline PUM", [summ[n]["speedup_vs_baseline"] for n in names]),
+                                     ("vs TPU-like", [summ[n]["speedup_vs_tpu"] for n in names])],
+                  fmt=lambda v: f"{v:.2f}×", ref=1.0)
+    ax[0, 0].set_ylabel("speedup of ARAS (reference latency / ARAS latency)")
+    ax[0, 0].set_title("Speedup (> 1: ARAS faster)")
+    _grouped_bars(ax[0, 1], groups, [("vs baseline PUM", [_pct(summ[n]["energy_saving_vs_baseline"]) for n in names]),
+                                     ("vs TPU-like", [_pct(summ[n]["energy_saving_vs_tpu"]) for n in names])],
+                  fmt=lambda v: f"{v:.1f} %", ref=0.0)
+    ax[0, 1].set_ylabel("energy saving of ARAS, 1 − E_ARAS / E_reference (%)")
+    ax[0, 1].set_title("Energy saving (> 0: ARAS uses less; < 0: more)")
+    for a in ax[0]:
+        a.legend(fontsize=8)
+    return fig
+
+
+def ablation_figure(data: dict):
+    """Cycles, energy and write energy of every ablation relative to full ARAS: bars from 1, labelled
+    with the change in percent; a bar of no effect (height 0) is drawn as a thick line at 1, "0 %"."""
+    names = [m["name"] for m in data["models"]]
+    W = {m["name"]: m["weights"] for m in data["models"]}
+    summ = data["summary"]
+    groups = [_label(n, W[n]) for n in names]
+    fig, ax = _figure(max(9.0, 2.4 * len(names) + 4), 9.5, 3, 1)
+    series: list = []
+    for row, (key, title) in enumerate((("cycles_rel", "cycles / full ARAS"), ("energy_rel", "energy / full ARAS"),
+                                        ("write_energy_rel", "write energy / full ARAS"))):
+        a = ax[row, 0]
+        series = [(_abl_label(x), [summ[n]["ablation"][x][key] for n in names]) for x in data["ablations"]]
+        _grouped_bars(a, groups, series, fmt=pct_change, ref=1.0, base=1.0)
+        for k, bars in enumerate(a.containers):
+            for b, v in zip(bars, series[k][1], strict=True):
+                if v is not None and v == 1:  # no effect: a visible mark instead of an empty bar
+                    a.plot([b.get_x(), b.get_x() + b.get_width()], [1.0, 1.0], color=b.get_facecolor(), lw=3,
+                           solid_capstyle="butt")
+        vals = [v for _, vs in series for v in vs if v is not None]
+        if vals and max(abs(v - 1) for v in vals) == 0:
+            a.set_ylim(0.9, 1.1)  # every bar without effect: room for the labels around 1
+        else:  # bars stick to their base: keep the marks of no effect at 1 clear of the axis edges
+            lo, hi = a.get_ylim()
+            pad = 0.06 * (hi - lo)
+            a.set_ylim(min(lo, 1 - pad), max(hi, 1 + pad))
+        a.set_ylabel(title)
+    fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=min(6, max(1, len(series))),
+               fontsize=8)
+    ax[0, 0].set_title("Ablation: one optimization off, relative to full ARAS\n(bars from 1, labelled with the "
+                       "change; above 1: the optimization helps; 0 %: no effect)", fontsize=10)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------- sweep
@@ -660,6 +721,7 @@ def write_sweep_report(data: dict, out: Path) -> list[Path]:
            if shared else "")
         + ("" if has_tpu else f"; the TPU-like baseline does not depend on `{param}` and is not run")
         + ". Generated by `aras sweep`; raw results in " + f"`sweep_{param}.json`.")
+    d.p(provenance_line(data))
     d.p(_docs_pointer())
     d.p(WEIGHTS_LEGEND)
     heads = ["value", "setting", "weights", "ARAS cycles", "baseline cycles"] + \
@@ -698,11 +760,26 @@ def write_sweep_report(data: dict, out: Path) -> list[Path]:
     return [md, out / png]
 
 
+def sweep_axis(points: list[dict]) -> tuple[list[dict], np.ndarray, str]:
+    """The points in plotting order, their x positions and the x scale: numeric values at their value
+    (sorted), on a log axis when they span more than 10× ("symlog" when one of them is 0); otherwise
+    (e.g. an unbounded look-ahead) evenly spaced in the given order."""
+    vals = [p["value"] for p in points]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vals):
+        return list(points), np.arange(len(points), dtype=float), "linear"
+    order = sorted(range(len(points)), key=lambda i: vals[i])
+    x = np.array([vals[i] for i in order], dtype=float)
+    pos = x[x > 0]
+    scale = "linear"
+    if len(pos) and (x >= 0).all() and pos.max() / pos.min() > 10:
+        scale = "log" if len(pos) == len(x) else "symlog"
+    return [points[i] for i in order], x, scale
+
+
 def _sweep_plot(data: dict, path: Path, has_tpu: bool) -> None:
     """2 x 2 panels over the swept values: speedup, energy ratio (annotated with the saving vs the
     baseline), absolute cycles, absolute energy."""
-    pts = data["points"]
-    x = np.arange(len(pts))
+    pts, x, xscale = sweep_axis(data["points"])
     labels = [p["label"] + (f"\n{p['n_xbars']} xb" if data["param"] == "xbars" else "") for p in pts]
 
     def col(get):
@@ -751,8 +828,13 @@ def _sweep_plot(data: dict, path: Path, has_tpu: bool) -> None:
         a.set_title(title, fontsize=9)
         a.legend(fontsize=8)
     for a in (sp, er, cy, en):
+        if xscale == "symlog":
+            a.set_xscale("symlog", linthresh=min(v for v in x if v > 0))
+        elif xscale != "linear":
+            a.set_xscale(xscale)
+        a.minorticks_off()
         a.set_xticks(x, labels)
-        a.set_xlabel(SWEEP_AXIS[data["param"]])
+        a.set_xlabel(SWEEP_AXIS[data["param"]] + ("" if xscale == "linear" else " (log scale)"))
     fig.suptitle(f"{data['model']['name']} ({data['model']['weights']} weights), sweep of {data['param']} "
                  f"on config {data['config']['name']}", fontsize=10)
     _save(fig, path)
