@@ -3,6 +3,10 @@ docs/architecture.md §10 (one pass in program order: every wait points to earli
 
 Needs no activation values. Produces the total cycles, per-instruction and per-layer windows,
 every counter of §11, the crossbar contents at the end (for steady state) and per-cell wear.
+
+Every start is the max() of the terms of §10 (§9.6's interlocks); :data:`RULES` names them.
+``run(..., drop=...)`` removes rules and ``run(..., bounds=...)`` records each start's terms, for
+``sim_models.hazards`` (which rule decides each start); by default neither touches the run.
 """
 
 from __future__ import annotations
@@ -26,6 +30,21 @@ COUNTERS = ("rows_written", "rows_skipped", "cells_written_blind", "row_reads_be
             "cells_read_before_write", "adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops",
             "post_ops", "vector_ops", "gbuf_reads", "gbuf_writes", "gbuf_active_bank_cycles", "dram_bytes",
             "write_buffer_bytes", "psum_spill_words")
+
+# The terms of every start's max() (docs/architecture.md §9.6, §10.2-10.4; docs/verification.md "Hazard
+# rules and which decide"), by the start they bound:
+#   WRITE DRAM transfer (A_start): dram (A_fin of the previous WRITE: one channel, write-stream order),
+#       slot (a free write-buffer slot in the PE), barrier (E_fin(wait_exec - 1) if the barrier bit is set);
+#   WRITE programming (B_start): fetch (its own transfer A_fin), pe_order (B_start of the previous WRITE to
+#       the PE: in-order programming start), driver (a free write driver in the PE), war (E_fin(wait_exec - 1):
+#       WAR and any barrier / look-ahead raise of wait_exec), waw (B_fin of the previous WRITE to the crossbar);
+#   COMPUTE (E_start): exec_order (E_fin of the previous execute instruction), raw (B_fin of the WRITE each tile
+#       entry waits for, need_gen), raw_last (the one of those that finishes strictly last: the round's last
+#       crossbar to be written), raw_top (the round's highest-numbered crossbar with need_gen >= 1: the last
+#       valid entry of the dense tile table); VECTOR / HOST (E_start): exec_order.
+# Dropping raw_last or raw_top removes only that tile's wait (none if several tiles finish last together).
+RULES = ("dram", "slot", "barrier", "fetch", "pe_order", "driver", "war", "waw", "exec_order", "raw", "raw_last",
+         "raw_top")
 
 
 @dataclass
@@ -67,10 +86,20 @@ def vector_work(trace: Trace, li: int, batch: int) -> int:
 
 
 def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = None,
-        lower_bound: bool = False, cache: dict | None = None) -> Run:
+        lower_bound: bool = False, cache: dict | None = None, drop: frozenset[str] = frozenset(),
+        bounds: list | None = None) -> Run:
     """Execute ``prog`` from crossbar contents ``initial`` (None: cold). ``lower_bound`` also computes the
     least write energy over the encodings for the same placement and contents. ``cache``: a dict shared
-    by runs of programs of the same trace and config (Gbuffer traffic of identical COMPUTEs)."""
+    by runs of programs of the same trace and config (Gbuffer traffic of identical COMPUTEs).
+
+    Analysis only (``sim_models.hazards``), off by default: ``drop``, rules of :data:`RULES` whose terms
+    leave every start's max() (``driver``: unlimited drivers); ``bounds``, a list that receives one
+    ``(kind, index, start, {rule: term})`` per start in program order — kind ``write_dram`` / ``write_prog``
+    (index in the write stream), ``compute`` / ``vector`` / ``host`` (index in the execute stream); a term
+    0 waits for nothing (``raw_last`` / ``raw_top``: also when another tile finishes as late)."""
+    probe = bool(drop) or bounds is not None
+    if not set(drop) <= set(RULES):
+        raise ValueError(f"unknown rules {sorted(set(drop) - set(RULES))}; rules: {', '.join(RULES)}")
     cache = prog.notes if cache is None else cache
     tb = WriteTables.of(cfg)
     L = cfg.levels
@@ -105,13 +134,24 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             war = e_fin[ins.wait_exec - 1] if ins.wait_exec > 0 else 0
             heap = pe_heap[p]
             slot_free = heap[0] if len(heap) == slots else 0
-            a_start = max(a_fin_prev, slot_free, war if ins.barrier else 0)
+            if probe:
+                a_start = _start(bounds, drop, "write_dram", len(w_times),
+                                 (("dram", a_fin_prev), ("slot", slot_free), ("barrier", war if ins.barrier else 0)))
+            else:
+                a_start = max(a_fin_prev, slot_free, war if ins.barrier else 0)
             nbytes = t.rows * t.wcols
             a_fin = a_start + lat + -(-nbytes // bpc)
             a_fin_prev = a_fin
             d_free = drivers[p]
             bfin_x = xbar_bfin.get(x, [])
-            b_start = max(a_fin, pe_bstart[p], min(d_free), war, bfin_x[-1] if bfin_x else 0)
+            if probe:
+                b_start = _start(bounds, drop, "write_prog", len(w_times),
+                                 (("fetch", a_fin), ("pe_order", pe_bstart[p]), ("driver", min(d_free)),
+                                  ("war", war), ("waw", bfin_x[-1] if bfin_x else 0)))
+                if "driver" in drop:
+                    d_free = [0]  # unlimited drivers: this WRITE takes a spare one
+            else:
+                b_start = max(a_fin, pe_bstart[p], min(d_free), war, bfin_x[-1] if bfin_x else 0)
             pe_bstart[p] = b_start
             d = next(i for i, v in enumerate(d_free) if v <= b_start)
             # the row writes themselves
@@ -153,7 +193,12 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
         lt_e = layers.setdefault(li, LayerTimes())
         if isinstance(ins, Compute):
             # need_gen 0: the tile is resident from the previous run, nothing to wait for
-            start = max([prev] + [xbar_bfin[te.xbar][te.need_gen - 1] for te in ins.tiles if te.need_gen])
+            if probe:
+                start = _compute_start(bounds, drop, len(e_fin), prev,
+                                       [(te.xbar, xbar_bfin[te.xbar][te.need_gen - 1]) for te in ins.tiles
+                                        if te.need_gen])
+            else:
+                start = max([prev] + [xbar_bfin[te.xbar][te.need_gen - 1] for te in ins.tiles if te.need_gen])
             P = positions(trace, li)
             dur = compute_cycles(cfg, -(-P // ins.replicas), B)
             for te in ins.tiles:
@@ -177,7 +222,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             cnt["psum_spill_words"] += s
             lt_e.compute_cycles += dur
         elif isinstance(ins, Vector):
-            start = prev
+            start = _start(bounds, drop, "vector", len(e_fin), (("exec_order", prev),)) if probe else prev
             work = vector_work(trace, li, B)
             dur = -(-work // cfg.vector_lanes) + cfg.vector_latency
             cnt["vector_ops"] += work
@@ -186,7 +231,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             cnt["gbuf_writes"] += w
             lt_e.compute_cycles += dur
         elif isinstance(ins, Host):
-            start = prev
+            start = _start(bounds, drop, "host", len(e_fin), (("exec_order", prev),)) if probe else prev
             dur = 1 + cfg.host_handoff_cycles
         else:  # pragma: no cover - the program holds only these kinds
             raise TypeError(type(ins).__name__)
@@ -204,6 +249,38 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
     cnt["cycles"] = cycles
     return Run(cycles, cnt, changed.reshape(L, L), layers, levels, wear, energy, energy_lb, energy_read, e_times,
                w_times)
+
+
+def _start(bounds: list | None, drop: frozenset[str], kind: str, index: int, terms: tuple) -> int:
+    """max() of the terms whose rule is not dropped (0 if none); records the terms in ``bounds``."""
+    start = max([0] + [t for r, t in terms if r not in drop])
+    if bounds is not None:
+        bounds.append((kind, index, start, dict(terms)))
+    return start
+
+
+def _compute_start(bounds: list | None, drop: frozenset[str], index: int, prev: int,
+                   waits: list[tuple[int, int]]) -> int:
+    """E_start of a COMPUTE from E_fin of the previous execute instruction and the (xbar, B_fin) of the
+    WRITE each waiting tile entry needs (§10.3), without the dropped rules; records the terms in ``bounds``.
+    ``raw_last`` / ``raw_top`` are one tile's wait each (the one written last; the highest-numbered
+    crossbar); their recorded term is that wait if it is strictly later than every other tile's, else 0."""
+    kept = sorted(b for _, b in waits)
+    raw = kept[-1] if kept else 0
+    last = raw if kept and (len(kept) == 1 or raw > kept[-2]) else 0  # 0: several tiles finish last
+    top = max(waits)[1] if waits else 0
+    if "raw" in drop:
+        kept = []
+    else:
+        if "raw_top" in drop and waits:
+            kept.remove(top)
+        if "raw_last" in drop and last and last in kept:
+            kept.remove(last)
+    start = max([0 if "exec_order" in drop else prev] + kept)
+    if bounds is not None:
+        bounds.append(("compute", index, start, {"exec_order": prev, "raw": raw, "raw_last": last,
+                                                 "raw_top": top if top == last else 0}))
+    return start
 
 
 def _attribute(lt: LayerTimes | None, before: dict | None, cnt: dict, pending: list) -> None:
