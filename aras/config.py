@@ -47,7 +47,8 @@ class Config:
     gbuf_banks: int = _f(128, "our choice: 128 x 64 KiB = 8 MiB holds VGG-16's largest layer (~6.4 MB)")
     gbuf_bank_bytes: int = _f(65536, "ISAAC: 64 KB eDRAM per tile")
     gbuf_word_bytes: int = _f(32, "ISAAC/PUMA eDRAM: 256-bit access")
-    gbuf_adaptive: bool = _f(True, "ARAS adaptive bank selection (only banks with live data powered); baseline off")
+    gbuf_adaptive: bool = _f(True, "ARAS adaptive bank selection (only banks with live data powered); "
+                                  "the program flag is this and the mode's bank selection (baseline off)")
     # --- digital units ----------------------------------------------------------------------------
     vector_lanes: int = _f(32, "our choice: one Gbuffer word (32 B) per cycle")
     vector_latency: int = _f(2, "our choice: read + write-back pipeline stages")

@@ -131,7 +131,7 @@ class FloatGraph:
         for i, n in enumerate(self.nodes):
             env[n.output] = run_node(n, [env[t] for t in n.inputs])
             if not keep_all:
-                for t in n.inputs:
+                for t in set(n.inputs):  # add(y, y) names y twice
                     if last_use[t] == i and t not in self.outputs:
                         del env[t]
         return env if keep_all else {o: env[o] for o in self.outputs}

@@ -103,7 +103,7 @@ def calibrate(g: FloatGraph, calib: np.ndarray, progress: bool = False,
                 raise ArasError(f"graph {g.name}, node {n.name!r}: float inference gives non-finite values")
             env[n.output] = y
             note(n.output, y)
-            for t in n.inputs:
+            for t in set(n.inputs):  # add(y, y) names y twice
                 if last[t] == i:
                     del env[t]
             bar.update()

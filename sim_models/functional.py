@@ -201,7 +201,7 @@ def _run_chunk(trace: Trace, x: np.ndarray, xlayers, force_bit_serial: bool, kee
         ins = [env[t] for t in ly.inputs]
         env[ly.output] = run_layer(trace, ly, ins, xlayers.get(ly.name), force_bit_serial)
         if not keep_all:
-            for t in ly.inputs:
+            for t in set(ly.inputs):  # add(y, y) names y twice
                 if last[t] == i and t not in trace.outputs:
                     del env[t]
     return env if keep_all else {o: env[o] for o in trace.outputs}

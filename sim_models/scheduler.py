@@ -329,7 +329,7 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
                 chip.last_use[x] = n_exec
             round_exec.append(n_exec)
             n_exec += 1
-    prog = Program(mode, B, instrs, tilings, gbuf_adaptive=opts.bank_select,
+    prog = Program(mode, B, instrs, tilings, gbuf_adaptive=opts.bank_select and cfg.gbuf_adaptive,
                    notes={"options": opts, "placement": placement_stats, "final_levels": chip.levels,
                           "final_writes": chip.holder},
                    initial_writes=dict(initial_writes) if opts.resident and initial_writes else {})

@@ -75,3 +75,19 @@ def test_bad_calibration_inputs():
         quantize(ModelSource(g, np.zeros((4, 3, 5, 5)), None))
     with pytest.raises(ArasError, match="finite"):
         quantize(ModelSource(g, np.full((4, 3, 8, 8), np.nan), None))
+
+
+def test_add_of_a_tensor_to_itself():
+    """add(y, y) names one tensor twice: calibration frees it once."""
+    from aras.graph import FloatGraph, FNode
+
+    rng = np.random.default_rng(3)
+    g = FloatGraph("double", "x", (6,), [
+        FNode("fc", "linear", ["x"], "y", params={"weight": rng.normal(0, .5, (4, 6)), "bias": np.zeros(4)}),
+        FNode("add", "add", ["y", "y"], "z")], ["z"], weights="synthetic")
+    x = rng.normal(0, 1, (16, 6))
+    tr = quantize(ModelSource(g, x, x[:4]))
+    assert [ly.op for ly in tr.layers] == ["linear", "add"]
+    q = run(tr, preset("tiny"), tr.samples)["z"]
+    t = tr.tensors["z"]
+    assert np.abs(dequantize(q, t.scale, t.zero_point) - g.run(x[:4])["z"]).max() < 3 * t.scale

@@ -325,3 +325,12 @@ def test_validate_rejects_inconsistent_psum_rounds_and_empty_blocks(bad):
         rounds[1].blocks.append(BlockEntry(0, 1, 3))
     with pytest.raises(ArasError, match="psum modes|has no tile"):
         validate(prog)
+
+
+def test_config_without_bank_gating_keeps_every_bank_on():
+    """§7.3/§12: a chip with ``gbuf_adaptive`` false runs every program with all banks active."""
+    cfg = TINY.replace(gbuf_adaptive=False)
+    prog = schedule(example_trace(), cfg, "aras", Options.for_mode("aras"))
+    assert not prog.gbuf_adaptive
+    r = run(prog, example_trace(), cfg)
+    assert r.counters["gbuf_active_bank_cycles"] == cfg.gbuf_banks * r.cycles
