@@ -94,6 +94,12 @@ class Config:
     area_vector_lane_mm2: float = _f(0.004, "PUMA ALU 0.00567 mm2 x 32/45, per lane")
     # --- run --------------------------------------------------------------------------------------
     batch: int = _f(1, "brief: batch size default 1")
+    # --- faults (docs/architecture.md section 8.7) --------------------------------------------------
+    max_verify_pulses: int = _f(255, "our choice: program-and-verify gives a cell up after this many pulses; "
+                                     "255 = the most level steps of any cell (L - 1 <= 255), so every default "
+                                     "table fits; validated >= every write_pulses entry")
+    watchdog_cycles: int = _f(1_000_000, "our choice: 1 ms at 1 GHz of waiting for a host acknowledge or a held "
+                                         "DRAM beat, >> a DDR4 refresh (tRFC 350 ns, JEDEC 8 Gb)")
 
     def __post_init__(self):
         self._check_types()  # before anything computes with a field
@@ -300,6 +306,16 @@ class Config:
         if max(map(max, self.write_pulses)) * step > MAX_VALUE:
             bad("write_pulses", f"with {step} cycles per pulse (t_pulse_ns + t_verify_ns) gives more than 2**40 "
                                 "cycles for one cell")
+        # Faults (docs/architecture.md section 8.7): a healthy cell verifies within its table's pulses, so the
+        # fault-free path never reaches the bound.
+        most = max(map(max, self.write_pulses))
+        if most > self.max_verify_pulses:
+            o, n = next((o, n) for o in range(self.levels) for n in range(self.levels)
+                        if self.write_pulses[o][n] == most)
+            bad("max_verify_pulses", f"is {self.max_verify_pulses} but write_pulses[{o}][{n}] = {most} exceeds it "
+                                     "(a healthy cell would fail verify)")
+        if self.max_verify_pulses * step + self.cycles(self.t_reset_ns) > MAX_VALUE:
+            bad("max_verify_pulses", f"with {step} cycles per pulse gives more than 2**40 cycles for a failing row")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:

@@ -128,8 +128,9 @@ class Apu(Unit):
     t; back-to-back items are accepted every max(T_mvm, cols_per_adc) cycles (§10.3).
     """
 
-    def __init__(self, *, cfg: Config, blackbox: bool = False):
+    def __init__(self, *, cfg: Config, blackbox: bool = False, stuck=None):
         self._take_cfg(cfg)
+        self._stuck = stuck or {}  # crossbar of this APU -> {(row, column): level} (§8.7; simulation only)
         # (t_read_mvm_ns > 0 is validated by Config, so T_mvm >= 1.)
         self._blackbox = bool(blackbox)
         super().__init__({
@@ -173,7 +174,7 @@ class Apu(Unit):
 
         xbars = []
         for x in range(nx):
-            xb = Crossbar(cfg=cfg, blackbox=self._blackbox)
+            xb = Crossbar(cfg=cfg, blackbox=self._blackbox, stuck=self._stuck.get(x))
             place(m, f"xbar{x}", xb, "aras_xbar_bb" if self._blackbox else "aras_xbar")
             xbars.append(xb)
 

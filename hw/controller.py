@@ -46,6 +46,16 @@ in the cycle they are needed (instruction fetch is free, §13.2).
   ``host_ack``, then ``host_handoff_cycles`` more), at whose edge ``exec_retired`` increments.
 - The run ends in the first cycle in which both streams are exhausted and nothing is busy: ``done``.
 
+Errors (§8.7). A given-up tile (``wr_done`` with ``fault``: its row failed verify), a HOST whose host has
+not acknowledged for ``watchdog_cycles`` cycles, or ``dram_timeout`` (a beat held that long) raise the
+error: detected in cycle F − 1, ``fault`` and the registers ``fault_code`` (1 verify, 2 host, 3 DRAM; the
+lowest code, then the lowest crossbar, if several in one cycle), ``fault_xbar``, ``fault_row`` and
+``fault_cycle`` = F hold from cycle F on; the first error wins. From F nothing starts (no DRAM
+transfer, no programming, no execute instruction: no COMPUTE reads a crossbar whose tile failed); a
+given-up tile frees its driver only, the unacknowledged HOST is abandoned (``host_req`` drops, it never
+retires) and the held DRAM transfer is no longer waited for. The run ends (``done``) in the first cycle
+≥ F in which nothing else is in progress.
+
 Bank mask (§7.3): ``bank_on`` = ``active | on_mask`` of an instruction starting this cycle; at an
 instruction's finish edge ``active &= ~off_mask``; all ones while running when the header's
 ``gbuf_adaptive`` flag is 0; 0 outside [cycle 0, ``cycles``) (the Gbuffer counts it every cycle).
@@ -179,6 +189,11 @@ class Controller(Unit):
     layer_rd_addr : In(range(4·max_layers)); layer_rd_data : Out(64)
         Per-layer registers, layer-major (start, end, wstart, wend), as in the §11.3 status block.
     exec_retired : Out(24); error : Out(1) (illegal opcode at ``eptr``)
+    dram_busy, dram_timeout : In(1)
+        The DRAM channel's ``busy`` and watchdog ``timeout`` (§8.7).
+    fault : Out(1); fault_code : Out(2); fault_xbar : Out(12); fault_row : Out(range(xbar_rows));
+    fault_cycle : Out(64)
+        The error of §8.7 (see "Errors" above); all 0 without one.
     """
 
     def __init__(self, *, cfg: Config, program_words: int = 2048, max_layers: int = 32, start_lanes: int = 1,
@@ -228,6 +243,13 @@ class Controller(Unit):
             "layer_rd_data": Out(CYCLE_BITS),
             "exec_retired": Out(24),
             "error": Out(1),
+            "dram_busy": In(1),
+            "dram_timeout": In(1),
+            "fault": Out(1),
+            "fault_code": Out(2),
+            "fault_xbar": Out(12),
+            "fault_row": Out(range(cfg.xbar_rows)),
+            "fault_cycle": Out(CYCLE_BITS),
         })
 
     @property
@@ -323,7 +345,9 @@ class Controller(Unit):
         with m.If(run & done_now):
             m.d.sync += [run.eq(0), fin.eq(1)]
         m.d.comb += self.done.eq(fin | (run & done_now))
-        act = run & ~done_now  # a cycle of the run: things may start
+        act = run & ~done_now  # a cycle of the run
+        flt = Signal()  # an error was raised (§8.7): from its cycle F nothing starts
+        go_ok = act & ~flt  # things may start
 
         exec_retired = Signal(24)
         m.d.comb += self.exec_retired.eq(exec_retired)
@@ -382,14 +406,15 @@ class Controller(Unit):
         whm.d.comb += [has_slot.eq(hs), new_slot.eq(ns)]
         barrier_ok = ~w_head.barrier | (exec_retired >= w_head.wait_exec)
         dram_go = Signal()
-        m.d.comb += dram_go.eq(act & (wptr < hdr.n_writes) & self.dram_req.ready & has_slot & barrier_ok)
+        m.d.comb += dram_go.eq(go_ok & (wptr < hdr.n_writes) & self.dram_req.ready & has_slot & barrier_ok)
         rq = self.dram_req.payload
         m.d.comb += self.dram_req.valid.eq(dram_go)
         whm.d.comb += [rq.addr.eq(w_head.dram_addr), rq.bytes.eq(w_head.rows * w_head.wcols), rq.pe.eq(head_pe),
                        rq.slot.eq(new_slot)]
         dram_widx = Signal(24)
+        dram_xbar = Signal(12)  # crossbar of the transfer in flight (a DRAM error names it)
         with m.If(dram_go):
-            m.d.sync += [wptr.eq(wptr + 1), dram_widx.eq(wptr)]
+            m.d.sync += [wptr.eq(wptr + 1), dram_widx.eq(wptr), dram_xbar.eq(w_head.xbar)]
         dbg("a_start", dram_go, wptr, cycle)
         m.d.comb += self.dram_done.ready.eq(1)
         dd = self.dram_done
@@ -397,9 +422,12 @@ class Controller(Unit):
 
         # ---------------------------------------------------------------- write stream: programming stage
         write_idle = Signal(P)  # per PE: no WRITE between A_start and B_fin
+        drivers_busy = []  # per PE: its drivers holding a tile
+        given_up = []  # (valid, crossbar, row) of every driver's give-up report (§8.7)
         for p in range(P):
             # lanes: the j-th oldest pending WRITE of the PE, the j-th lowest free driver
             drv_busy = Signal(D, name=f"drv_busy{p}")
+            drivers_busy.append(drv_busy)
             lm = sub(f"lanes{p}")
             free = ~drv_busy
             ok_prev = Const(1, 1)
@@ -419,7 +447,7 @@ class Controller(Unit):
                 xj = wj.xbar
                 distinct = tree_reduce(lambda a, b: a & b, [xj != xi for xi in started_x], empty=1)
                 lane = self.wr_tile[p][j]
-                lm.d.comb += go.eq(act & ok_prev & (q_n[p] > j) & slot_ready[p].bit_select(s_j, 1) & anyfree &
+                lm.d.comb += go.eq(go_ok & ok_prev & (q_n[p] > j) & slot_ready[p].bit_select(s_j, 1) & anyfree &
                                    (exec_retired >= wj.wait_exec) & ~xbusy.bit_select(xj, 1) & distinct & lane.ready)
                 tp = lane.payload
                 lm.d.comb += [lane.valid.eq(go), tp.xbar.eq(xj - p * XP), tp.slot.eq(s_j), tp.rows.eq(wj.rows),
@@ -450,12 +478,15 @@ class Controller(Unit):
                 m.d.comb += dn.ready.eq(1)
                 x = dn.payload.xbar + p * XP
                 s = dn.payload.slot
-                with m.If(dn.valid):
+                fin_ok = Signal(name=f"wr_fin{p}_{d}")  # a finish; a given-up tile (fault) frees its driver only
+                m.d.comb += fin_ok.eq(dn.valid & ~dn.payload.fault)
+                with m.If(fin_ok):
                     m.d.sync += [xbusy.bit_select(x, 1).eq(0), done_gen[x].eq(done_gen[x] + 1)]
                     set_last("wend", slot_layer[p][s])
-                dbg("b_fin", dn.valid, slot_widx[p][s], cycle + 1)
+                dbg("b_fin", fin_ok, slot_widx[p][s], cycle + 1)
                 clr_drv.append(Mux(dn.valid, Const(1 << d, D), 0))
-                slot_free_bits.append(Mux(dn.valid, (Const(1, S) << s)[:S], 0))
+                slot_free_bits.append(Mux(fin_ok, (Const(1, S) << s)[:S], 0))
+                given_up.append((dn.valid & dn.payload.fault, x, dn.payload.row))
             clr = tree_reduce(lambda a, b: a | b, clr_drv)
             freed = tree_reduce(lambda a, b: a | b, slot_free_bits)
             m.d.sync += drv_busy.eq((drv_busy | set_bits) & ~clr)
@@ -529,7 +560,7 @@ class Controller(Unit):
         is_end = op == isa.Opcode.END
         m.d.comb += self.error.eq(run & valid_ptr & ~(is_c | is_v | is_h | is_end))
         e_go = Signal()
-        m.d.comb += e_go.eq(act & ~e_run & valid_ptr & ((is_c & raw_ok) | (is_v & self.vec_op.ready) | is_h))
+        m.d.comb += e_go.eq(go_ok & ~e_run & valid_ptr & ((is_c & raw_ok) | (is_v & self.vec_op.ready) | is_h))
         m.d.comb += self.exec_start.eq(e_go)
 
         # HOST: host_req from E_start until host_ack, then host_handoff_cycles more
@@ -552,7 +583,7 @@ class Controller(Unit):
 
         # VECTOR: the op handshake is the start
         vo = self.vec_op.payload
-        m.d.comb += self.vec_op.valid.eq(act & ~e_run & valid_ptr & is_v)
+        m.d.comb += self.vec_op.valid.eq(go_ok & ~e_run & valid_ptr & is_v)
         sub("vec_op").d.comb += [
             vo.vop.as_value().eq(desc.vop), vo.in0.eq(info.in0.base), vo.in1.eq(info.in1.base),
             vo.out.eq(info.out.base),
@@ -586,9 +617,48 @@ class Controller(Unit):
         all_on = Const((1 << cfg.gbuf_banks) - 1, cfg.gbuf_banks)
         m.d.comb += self.bank_on.eq(Mux(act, Mux(adaptive, active | on_now, all_on), 0))
 
+        # ---------------------------------------------------------------- errors (§8.7)
+        W = cfg.watchdog_cycles
+        h_wait = Signal()  # a HOST waits for its acknowledge
+        h_waited = Signal(range(W + 1))
+        h_timeout = Signal()
+        m.d.comb += [h_wait.eq(self.host_req & ~self.host_ack), h_timeout.eq(h_wait & (h_waited == W - 1))]
+        m.d.sync += h_waited.eq(Mux(h_wait, Mux(h_waited == W, W, h_waited + 1), 0))
+        with m.If(h_timeout):  # abandoned: host_req drops, it never retires
+            m.d.sync += [e_run.eq(0), acked.eq(0)]
+        dram_dead = Signal()  # the transfer in flight is held for ever: not waited for
+        with m.If(self.dram_timeout):
+            m.d.sync += dram_dead.eq(1)
+
+        def lower(a, b):  # the give-up report of the lower crossbar
+            out = [Signal(), Signal(12), Signal(range(cfg.xbar_rows))]
+            take_a = a[0] & (~b[0] | (a[1] <= b[1]))
+            m.d.comb += [o.eq(Mux(take_a, u, v)) for o, u, v in zip(out, a, b, strict=True)]
+            return tuple(out)
+
+        level = list(given_up)
+        while len(level) > 1:
+            level = [lower(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)] + level[len(level) & ~1:]
+        v_any, v_x, v_row = level[0]
+        f_code, f_xbar = Signal(2), Signal(12)
+        f_row, f_cycle = Signal(range(cfg.xbar_rows)), Signal(CYCLE_BITS)
+        m.d.comb += [self.fault.eq(flt), self.fault_code.eq(f_code), self.fault_xbar.eq(f_xbar),
+                     self.fault_row.eq(f_row), self.fault_cycle.eq(f_cycle)]
+        with m.If(run & ~flt & (v_any | h_timeout | self.dram_timeout)):
+            m.d.sync += [flt.eq(1), f_cycle.eq(cycle + 1)]
+            with m.If(v_any):
+                m.d.sync += [f_code.eq(1), f_xbar.eq(v_x), f_row.eq(v_row)]
+            with m.Elif(h_timeout):
+                m.d.sync += [f_code.eq(2), f_xbar.eq(0), f_row.eq(0)]
+            with m.Else():
+                m.d.sync += [f_code.eq(3), f_xbar.eq(dram_xbar), f_row.eq(0)]
+
         # ---------------------------------------------------------------- end of run
-        m.d.comb += done_now.eq(run & (wptr >= hdr.n_writes) & (write_idle == (1 << P) - 1) & ~e_run &
-                                (~valid_ptr | is_end))
+        # (after an error: once what had started has finished or been given up)
+        quiet = Signal()
+        m.d.comb += quiet.eq((Cat(*drivers_busy) == 0) & (~self.dram_busy | dram_dead) & ~e_run)
+        m.d.comb += done_now.eq(run & (((wptr >= hdr.n_writes) & (write_idle == (1 << P) - 1) & ~e_run &
+                                        (~valid_ptr | is_end)) | (flt & quiet)))
 
         # ---------------------------------------------------------------- qparam reads
         qm = sub("qparams")

@@ -6,6 +6,13 @@ registers **without reset** (``reset_less``), holding their power-up value (``in
 cold start) until written, across any number of resets. A :class:`~amaranth.lib.memory.Memory`
 cannot be used because an MVM reads every cell in the same cycle. Per-cell wear is model-only.
 
+Stuck cells (docs/architecture.md §8.7, a property of the simulated chip): ``stuck`` maps (row, column)
+to a level; such a cell is a constant (that level from power-up; a write leaves it unchanged), seen
+by row reads and MVMs, and flagged by the write port's verify output ``fail``. With no stuck cells
+the macro is the fault-free one (``fail`` is constant 0). In a whole design the map travels
+``Top(faults=...)`` → ``Pe(stuck=...)`` → ``Apu(stuck=...)`` → here (simulation only: a design with stuck
+cells is not generated as Verilog).
+
 With ``blackbox=True`` the component elaborates to an ``Instance`` of the external module
 ``aras_xbar_macro`` (for synthesis flows that supply a macro); its ports are exactly those of
 ``verilog.convert(Crossbar(cfg=cfg), name="aras_xbar_macro")``, so the behavioral Verilog is a
@@ -25,6 +32,12 @@ port               dir   width                        meaning
 ``wr__row``        in    ⌈log2 xbar_rows⌉             row to write
 ``wr__levels``     in    xbar_cols · cell_bits        new levels (same packing as ``rd__levels``)
 ``wr__mask``       in    xbar_cols                    bit j: write column j
+``wr__fail``       out   xbar_cols                    bit j: cell (``wr__row``, j) will not hold
+                                                      ``wr__levels[j]`` once this write commits
+                                                      although ``wr__mask[j]`` is set (stuck at
+                                                      another level); ``wr__en`` not looked at: the
+                                                      program-and-verify read-back, compared with
+                                                      the written levels (§8.7)
 =================  ====  ===========================  ==========================================
 
 ``sum_width`` = ⌈log2(xbar_rows·(L−1) + 1)⌉ (``cfg.adc_exact_bits``).
@@ -33,7 +46,7 @@ port               dir   width                        meaning
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -68,12 +81,17 @@ def read_signature(cfg: Config) -> wiring.Signature:
 
 def write_signature(cfg: Config) -> wiring.Signature:
     """Row write port, seen from the user: at a clock edge with ``en`` high,
-    ``level[row][j] := levels[j]`` for every j with ``mask[j]``."""
+    ``level[row][j] := levels[j]`` for every j with ``mask[j]`` (stuck cells excepted). ``fail``
+    (combinational, whether or not ``en`` is high): bit j set if cell (row, j) will not hold
+    ``levels[j]`` once the write commits although ``mask[j]`` is set — the program-and-verify
+    read-back of the write's last cycle, compared with the written levels (§8.7); 0 = verified, so a
+    user that leaves it unconnected sees no failure."""
     return wiring.Signature({
         "en": Out(1),
         "row": Out(range(cfg.xbar_rows)),
         "levels": Out(levels_layout(cfg)),
         "mask": Out(unsigned(cfg.xbar_cols)),
+        "fail": In(unsigned(cfg.xbar_cols)),
     })
 
 
@@ -88,6 +106,8 @@ class Crossbar(Unit):
         Elaborate to an ``Instance`` of ``aras_xbar_macro`` instead of the behavioral array.
     init : array-like of int, shape (xbar_rows, xbar_cols), optional
         Power-up levels (default all 0: cold start). Only for the behavioral model.
+    stuck : mapping (row, column) -> level, optional
+        Stuck cells (§8.7; behavioral model only); default none.
 
     Attributes (ports)
     ------------------
@@ -101,9 +121,12 @@ class Crossbar(Unit):
     Timing is imposed by the users (APU: ``T_mvm`` read cycles; write engine: §8).
     """
 
-    def __init__(self, *, cfg: Config, blackbox: bool = False, init=None):
+    def __init__(self, *, cfg: Config, blackbox: bool = False, init=None, stuck=None):
         self._take_cfg(cfg)
         self._blackbox = bool(blackbox)
+        if stuck and self._blackbox:
+            raise ArasError("Crossbar: stuck cells are only possible for the behavioral model")
+        self._stuck = self._check_stuck(cfg, stuck)
         shape = (cfg.xbar_rows, cfg.xbar_cols)
         if init is None:
             self._init = np.zeros(shape, dtype=np.int64)
@@ -119,15 +142,40 @@ class Crossbar(Unit):
                 raise ArasError(f"Crossbar: 'init' levels must be in [0, {cfg.levels - 1}] "
                                 f"(cell_bits={cfg.cell_bits}), got [{arr.min()}, {arr.max()}]")
             self._init = arr.astype(np.int64)
+        if self._stuck:
+            self._init = self._init.copy()
+            for (r, j), lv in self._stuck.items():
+                self._init[r, j] = lv
         super().__init__({
             "mvm": In(mvm_signature(cfg)),
             "rd": In(read_signature(cfg)),
             "wr": In(write_signature(cfg)),
         })
 
+    def _check_stuck(self, cfg: Config, stuck) -> dict:
+        if not stuck:
+            return {}
+        if self._blackbox:
+            raise ArasError("Crossbar: stuck cells are only possible for the behavioral model, not with blackbox=True")
+        out = {}
+        for key, lv in dict(stuck).items():
+            ok = isinstance(key, tuple) and len(key) == 2 and all(isinstance(v, (int, np.integer)) for v in key)
+            if not ok or not (0 <= key[0] < cfg.xbar_rows and 0 <= key[1] < cfg.xbar_cols):
+                raise ArasError(f"Crossbar: stuck cell {key!r} is not a (row, column) of a "
+                                f"{cfg.xbar_rows}x{cfg.xbar_cols} crossbar")
+            if not isinstance(lv, (int, np.integer)) or not 0 <= lv < cfg.levels:
+                raise ArasError(f"Crossbar: stuck cell {key!r}: level {lv!r} is not in [0, {cfg.levels - 1}]")
+            out[(int(key[0]), int(key[1]))] = int(lv)
+        return out
+
     @property
     def blackbox(self) -> bool:
         return self._blackbox
+
+    @property
+    def stuck(self) -> dict[tuple[int, int], int]:
+        """Stuck cells: (row, column) -> level."""
+        return dict(self._stuck)
 
     @property
     def sum_width(self) -> int:
@@ -143,6 +191,7 @@ class Crossbar(Unit):
                 i_mvm__bits=self.mvm.bits, o_mvm__col_sum=self.mvm.col_sum,
                 i_rd__row=self.rd.row, o_rd__levels=self.rd.levels,
                 i_wr__en=self.wr.en, i_wr__row=self.wr.row, i_wr__levels=self.wr.levels, i_wr__mask=self.wr.mask,
+                o_wr__fail=self.wr.fail,
             )
             return m
 
@@ -155,6 +204,8 @@ class Crossbar(Unit):
         for r in range(rows):
             with m.If(self.wr.en & (self.wr.row == r)):
                 for j in range(cols):
+                    if (r, j) in self._stuck:
+                        continue  # a stuck cell keeps its level
                     with m.If(self.wr.mask[j]):
                         m.d.sync += cells[r][j].eq(self.wr.levels[j])
 
@@ -162,6 +213,19 @@ class Crossbar(Unit):
             for r in range(rows):
                 with m.Case(r):
                     m.d.comb += self.rd.levels.eq(cells[r])
+
+        # verify read-back (§8.7): masked cells of wr.row that will not hold their new level (stuck at another)
+        if self._stuck:
+            fails = []
+            for j in range(cols):
+                rows_j = [(r, lv) for (r, jj), lv in sorted(self._stuck.items()) if jj == j]
+                hit = 0
+                for r, lv in rows_j:
+                    hit = hit | ((self.wr.row == r) & (self.wr.levels[j] != lv))
+                fails.append(self.wr.mask[j] & hit if rows_j else Const(0, 1))
+            m.d.comb += self.wr.fail.eq(Cat(*fails))
+        else:
+            m.d.comb += self.wr.fail.eq(0)
 
         for j in range(cols):
             terms = [Mux(self.mvm.bits[i], cells[i][j], 0) for i in range(rows)]

@@ -25,6 +25,9 @@ Interfaces (``sync`` domain)
 ``stall`` (In, 1): the DRAM side holds the beat of this cycle (refresh, contention: the random DRAM-side
     idle of the system testbench); the latency count still runs. Timing then no longer matches §10.2
     (transfers only end later); 0 for the deterministic model.
+``timeout`` (Out, 1): the watchdog (§8.7): high in the ``watchdog_cycles``-th consecutive cycle in
+    which a beat is due (latency over, bytes left) but ``stall`` holds it (once per transfer; the
+    transfer itself stays held: a DRAM that never answers is given up by the controller).
 
 Storage: the image (``size`` bytes, loaded before reset is released: ``init`` or
 :meth:`Dram.backdoor_write`) in ``NL`` byte lanes (the smallest power of two ≥ max(2, bpc)), byte a in
@@ -96,6 +99,7 @@ class Dram(Unit):
             "dram_bytes": Out(COUNTER_BITS),
             "busy": Out(1),
             "stall": In(1),
+            "timeout": Out(1),
         })
 
     @property
@@ -184,6 +188,13 @@ class Dram(Unit):
         with m.If(pend & self.done.ready):
             m.d.sync += [pend.eq(0), busy.eq(0)]
         m.d.sync += self.dram_bytes.eq(self.dram_bytes + Mux(xfer, n, 0))
+
+        # watchdog (§8.7): consecutive cycles with a beat due but held by the DRAM side
+        W = cfg.watchdog_cycles
+        held = Signal()
+        held_n = Signal(range(W + 1))
+        m.d.comb += [held.eq(active & (e_wait == 0) & self.stall), self.timeout.eq(held & (held_n == W - 1))]
+        m.d.sync += held_n.eq(Mux(held, Mux(held_n == W, W, held_n + 1), 0))
         return m
 
     # ---------------------------------------------------------------- testbench backdoor

@@ -95,8 +95,9 @@ class Pe(Unit):
         ``xbar_reads``, ``dac_activations``, ``adc_conversions``, ``input_sum_ops`` (64 bit)
     """
 
-    def __init__(self, *, cfg: Config, index: int = 0, blackbox_macros: bool = False):
+    def __init__(self, *, cfg: Config, index: int = 0, blackbox_macros: bool = False, stuck=None):
         self._take_cfg(cfg)
+        self._stuck = stuck or {}  # crossbar of this PE -> {(row, column): level} (§8.7; simulation only)
         self._index = index
         self._blackbox = blackbox_macros
         XP = cfg.apus_per_pe * cfg.xbars_per_apu
@@ -132,7 +133,9 @@ class Pe(Unit):
         m.submodules.weng = weng = WriteEngine(cfg=cfg)
         apus = []
         for a in range(A):
-            apu = Apu(cfg=cfg, blackbox=self._blackbox)
+            xa = cfg.xbars_per_apu
+            apu = Apu(cfg=cfg, blackbox=self._blackbox,
+                      stuck={k: self._stuck[a * xa + k] for k in range(xa) if a * xa + k in self._stuck})
             place(m, f"apu{a}", apu, "aras_apu_bb" if self._blackbox else "aras_apu")
             apus.append(apu)
 

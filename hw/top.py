@@ -22,13 +22,18 @@ Ports
              not counted
 ``dram_stall`` In: the DRAM side holds this cycle's beat (``dram.stall``; 0 for §10.2 timing)
 ``start`` In, ``running``/``done`` Out, ``error`` Out: illegal opcode, a tile-tag mismatch at a COMPUTE
-             start (§9.6)
+             start (§9.6), or the error of §8.7 (verify failure, host or DRAM watchdog: from its cycle on;
+             ``fault_*`` in the status block)
 ``host_req``/``host_layer`` Out, ``host_ack`` In: a HOST instruction raises ``host_req`` in its
              ``E_start``; §10.4's duration holds when the host acknowledges in that same cycle (the host
              op itself is untimed: a testbench does it between two edges); a later ack stretches it
 ``status_en``/``status_addr`` In, ``status_data`` Out(64): the §11.3 status block (:func:`status_names`),
              combinational while ``status_en`` is high (0 otherwise; the enable keeps simulation fast)
 ``peek_*``: combinational crossbar row read while the write engines are idle (testbench)
+
+Stuck cells (§8.7): ``Top(faults={(crossbar, row, column): level})`` builds the chip with those cells
+stuck (each PE gets its crossbars' cells, ``Pe(stuck=...)``, down to the crossbar macros); simulation only
+(generation rejects a fault map). Without faults the design is the fault-free one.
 
 Structural notes (all inside the spec's §13.2 simplifications): the compute engine reads the input
 vectors and restored partial sums through combinational Gbuffer byte / int32 ports and writes outputs through
@@ -44,7 +49,9 @@ from amaranth.lib.wiring import In, Out
 
 from aras import isa
 from aras.config import Config
+from aras.errors import ArasError
 
+from . import shared
 from .controller import ComputeEngine, Controller
 from .dram import Dram
 from .gbuffer import Gbuffer
@@ -54,19 +61,22 @@ from .tree import tree_sum
 from .unit import Unit
 from .vector_unit import VectorUnit
 
-__all__ = ["Top", "status_names", "COUNTERS"]
+__all__ = ["Top", "status_names", "COUNTERS", "FAULTS"]
 
 # §11.1 order (cells_changed, flattened old-major, follows cycles)
 COUNTERS = ("rows_written", "rows_skipped", "cells_written_blind", "row_reads_before_write",
             "cells_read_before_write", "adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops",
             "post_ops", "vector_ops", "gbuf_reads", "gbuf_writes", "gbuf_active_bank_cycles", "dram_bytes",
             "write_buffer_bytes", "psum_spill_words")
+# §11.3: the error of §8.7 (all 0 without one), after the counters
+FAULTS = ("fault_code", "fault_xbar", "fault_row", "fault_cycle")
 
 
 def status_names(cfg: Config, max_layers: int) -> list[str]:
     """Names of the status-block registers by address (§11.3)."""
     L = cfg.levels
     names = ["cycles"] + [f"cells_changed[{o}][{n}]" for o in range(L) for n in range(L)] + list(COUNTERS)
+    names += list(FAULTS)
     for li in range(max_layers):
         names += [f"layer_start[{li}]", f"layer_end[{li}]", f"layer_wstart[{li}]", f"layer_wend[{li}]"]
     return names
@@ -91,19 +101,32 @@ class Top(Unit):
     blackbox_macros : bool
         Crossbars as instances of the external ``aras_xbar_macro`` (synthesis flows with a real macro;
         ``hw.generate.macro_stub`` declares its ports) instead of the behavioural cell arrays.
+    faults : mapping (crossbar, row, column) -> level, optional
+        Stuck cells of the simulated chip (§8.7; behavioural crossbars, simulation only).
     """
 
     def __init__(self, *, cfg: Config, program_words: int = 2048, dram_bytes: int = 1 << 16,
                  dram_init: bytes = b"", gbuf_init: bytes = b"", max_layers: int = 32, debug: bool = False,
-                 blackbox_macros: bool = False):
+                 blackbox_macros: bool = False, faults=None):
         self._take_cfg(cfg)
         self._blackbox = blackbox_macros
+        self._faults = dict(faults or {})
+        if self._faults and blackbox_macros:
+            raise ArasError("Top: stuck cells (faults) need the behavioural crossbars, not blackbox_macros")
+        for key in self._faults:
+            if not (isinstance(key, tuple) and len(key) == 3 and 0 <= int(key[0]) < cfg.n_xbars):
+                raise ArasError(f"Top: stuck cell {key!r} is not a (crossbar < {cfg.n_xbars}, row, column)")
         X, cw, lanes = cfg.n_xbars, cfg.weight_cols, cfg.vector_lanes
         self.controller = Controller(cfg=cfg, program_words=program_words, max_layers=max_layers,
                                      start_lanes=cfg.write_drivers_per_pe, qparam_ports=X * cw, vqp_ports=lanes,
                                      debug=debug)
         self.dram = Dram(cfg=cfg, size=dram_bytes, init=dram_init)
-        self.pes = [Pe(cfg=cfg, index=p, blackbox_macros=blackbox_macros) for p in range(cfg.n_pe)]
+        XP = cfg.apus_per_pe * cfg.xbars_per_apu
+        by_pe: list[dict] = [{} for _ in range(cfg.n_pe)]  # PE -> its crossbar -> {(row, column): level}
+        for (x, r, j), lv in self._faults.items():
+            by_pe[int(x) // XP].setdefault(int(x) % XP, {})[(int(r), int(j))] = int(lv)
+        self.pes = [Pe(cfg=cfg, index=p, blackbox_macros=blackbox_macros, stuck=by_pe[p])
+                    for p in range(cfg.n_pe)]
         self.engine = ComputeEngine(cfg=cfg)
         self.vector = VectorUnit(cfg=cfg)
         self._wr_out = X * cw  # Gbuffer write ports: engine lanes, vector unit (2), act_in
@@ -155,7 +178,12 @@ class Top(Unit):
         m.submodules.controller, m.submodules.dram = c, d
         m.submodules.engine, m.submodules.vector, m.submodules.gbuffer = e, v, g
         for p, pe in enumerate(self.pes):
-            place(m, f"pe{p}", pe, "aras_pe_bb" if self._blackbox else "aras_pe")
+            if not self._faults:
+                place(m, f"pe{p}", pe, "aras_pe_bb" if self._blackbox else "aras_pe")
+                continue
+            if shared.library() is not None:
+                raise ArasError("Top: a design with stuck cells (faults) is for simulation, it cannot be generated")
+            m.submodules[f"pe{p}"] = pe
 
         # Wiring is grouped into sub-fragments by how often the signals change: the simulator
         # re-evaluates a fragment's combinational statements as a whole when any input changes.
@@ -168,13 +196,13 @@ class Top(Unit):
         w = sub("w_control")
         wiring.connect(w, wiring.flipped(self.prog_in), c.prog_in)
         w.d.comb += [c.start.eq(self.start), self.running.eq(c.running), self.done.eq(c.done),
-                     self.error.eq(c.error | e.tag_error),
+                     self.error.eq(c.error | e.tag_error | c.fault),
                      self.host_req.eq(c.host_req),
                      self.host_layer.eq(c.host_layer), c.host_ack.eq(self.host_ack)]
         w = sub("w_dram")
         wiring.connect(w, c.dram_req, d.req)
         wiring.connect(w, d.done, c.dram_done)
-        w.d.comb += d.stall.eq(self.dram_stall)
+        w.d.comb += [d.stall.eq(self.dram_stall), c.dram_busy.eq(d.busy), c.dram_timeout.eq(d.timeout)]
         for p, pe in enumerate(self.pes):
             w = sub(f"w_pe{p}")
             wiring.connect(w, d.fill[p], pe.fill)
@@ -264,6 +292,7 @@ class Top(Unit):
             L2 = cfg.levels ** 2
             regs = [c.cycle] + [tree_sum([pe.cells_changed[i] for pe in self.pes]) for i in range(L2)]
             regs += [src[name] for name in COUNTERS]
+            regs += [c.fault_code, c.fault_xbar, c.fault_row, c.fault_cycle]  # FAULTS
             n_fixed = len(regs)
             sel = self.status_addr
             with w.Switch(sel):

@@ -42,6 +42,16 @@ Counters (Out, 64 bit, cleared by reset; §11): ``rows_written``, ``rows_skipped
     ``cells_written_blind``, ``row_reads_before_write``, ``cells_read_before_write`` and
     ``cells_changed`` (L² counters, old-major), each added in the row's write cycle.
 
+Program-and-verify (§8.7). In a row's write cycle the crossbar's verify read-back ``fail`` flags the
+masked cells that will not hold their targets once the write commits (stuck cells); any flag is a
+verify failure. The row is still written and counted, then the driver stays on it for the extra
+cycles of its failing cells' pulses, ``E = max(0, M·(T_pul + T_ver) + [a failing differential cell goes
+via reset]·T_rst − slowest)`` (M = ``max_verify_pulses``), and gives the tile up: ``done[d]`` carries
+``fault`` = 1 and the failing ``row`` in the last of those cycles (the commit cycle itself if E = 0).
+The controller takes a given-up tile as no finish (no ``done_gen``, the slot stays reserved); the PE
+still updates the crossbar's tile metadata on that transfer (a run that ends with an error leaves
+the crossbar's contents undefined for a later run).
+
 Reset stops every driver: a row in progress is not written, even if the reset cycle is its write
 cycle (the crossbar write enable is gated with the domain reset); rows written before keep their new
 levels (cells are non-volatile). The controller re-issues the tile.
@@ -49,7 +59,7 @@ levels (cells are non-volatile). The controller re-issues the tile.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, ResetSignal, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetSignal, Signal, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -58,7 +68,7 @@ from aras.config import Config
 from .crossbar import read_signature, write_signature
 from .encoder import Encoder, RowCosts, max_groups, write_costs
 from .shared import place
-from .tree import tree_sum
+from .tree import tree_reduce, tree_sum
 from .unit import Unit
 from .write_buffer import COUNTER_BITS, row_read_signature
 
@@ -90,8 +100,10 @@ def tile_layout(cfg: Config) -> data.StructLayout:
 
 
 def done_layout(cfg: Config) -> data.StructLayout:
-    """Payload of ``done``: the finished tile's crossbar (local to the PE) and its slot (now free)."""
-    return data.StructLayout({"xbar": range(_xbars(cfg)), "slot": range(cfg.write_buffer_slots)})
+    """Payload of ``done``: the finished tile's crossbar (local to the PE) and its slot (now free); or,
+    with ``fault`` = 1, the tile given up after the verify failure of its row ``row`` (§8.7)."""
+    return data.StructLayout({"xbar": range(_xbars(cfg)), "slot": range(cfg.write_buffer_slots),
+                              "fault": unsigned(1), "row": range(cfg.xbar_rows)})
 
 
 class WriteEngine(Unit):
@@ -146,6 +158,10 @@ class WriteEngine(Unit):
         m.d.comb += [self.tile[n].ready.eq(idle_count > n) for n in range(D)]
         lane_valid = Array(t.valid for t in self.tile)
         lane_payload = Array(t.payload.as_value() for t in self.tile)
+        # verify failure (§8.7): the failing cells' pulses, M·(T_pul + T_ver), after a RESET if their path has one
+        give_up = cfg.max_verify_pulses * k.step
+        max_extra = give_up + k.t_rst
+        via_reset = Array(Const(int(k.via_reset[o][n]), 1) for o in range(L) for n in range(L))  # [Cat(new, old)]
 
         drv = []  # per driver: (active, current tile, row, commit, encoder)
         for d in range(D):
@@ -184,22 +200,50 @@ class WriteEngine(Unit):
             last_row = Signal(name=f"last_row{d}")
             commit = Signal(name=f"commit{d}")
             done = self.done[d]
+            # verify read-back (§8.7): the cells this write programs that will not hold their targets
+            bad = Signal(cfg.xbar_cols, name=f"verify_bad{d}")
+            m.d.comb += bad.eq(Array(p.fail for p in self.xwr)[cur.xbar] & enc.mask)
+            mismatch, fail, on_reset = (Signal(name=f"{n}{d}") for n in ("mismatch", "verify_fail", "fail_on_reset"))
+            extra = Signal(range(max_extra + 1), name=f"verify_extra{d}")  # cycles of the failing cells' pulses
+            retry = Signal(name=f"retry{d}")  # pulsing a failing row's cells (after its write cycle)
+            rleft = Signal(range(max_extra + 1), name=f"retry_left{d}")
+            report = Signal(name=f"give_up{d}")
+            fcost = give_up + Mux(cur.mode & on_reset, k.t_rst, 0)
             m.d.comb += [
-                last.eq(el_e + 1 >= enc.row_cycles),
+                mismatch.eq(bad.any()),
+                on_reset.eq(tree_reduce(lambda a, b: a | b, [
+                    bad[j] & via_reset[Cat(enc.target[j], enc.old[j])] for j in range(cfg.xbar_cols)])),
+                extra.eq(Mux(fcost > enc.slowest, fcost - enc.slowest, 0)),
+                last.eq(~retry & (el_e + 1 >= enc.row_cycles)),
                 last_row.eq(row_e + 1 >= cur.rows),
-                done.valid.eq(active & last & last_row),
+                fail.eq(active & last & mismatch),
+                report.eq((fail & (extra == 0)) | (retry & (rleft == 0))),
+                done.valid.eq((active & last & last_row & ~mismatch) | report),
                 done.payload.xbar.eq(cur.xbar),
                 done.payload.slot.eq(cur.slot),
-                commit.eq(active & last & (~last_row | done.ready)),
+                done.payload.fault.eq(report),
+                done.payload.row.eq(row_e),
+                commit.eq(active & last & (~last_row | done.ready | mismatch)),
                 wb.count.eq(commit),
             ]
 
             with m.If(start):
                 m.d.sync += [saved.eq(pay), busy[d].eq(1)]
             with m.If(active):
-                with m.If(commit):
+                with m.If(retry):  # the row stays; give up once the pulses are done and the report is taken
+                    with m.If(rleft != 0):
+                        m.d.sync += rleft.eq(rleft - 1)
+                    with m.Elif(done.ready):
+                        m.d.sync += [retry.eq(0), row.eq(0), busy[d].eq(0)]
+                with m.Elif(commit):
                     m.d.sync += elapsed.eq(0)
-                    with m.If(last_row):
+                    with m.If(mismatch):
+                        m.d.sync += row.eq(row_e)
+                        with m.If((extra == 0) & done.ready):
+                            m.d.sync += [row.eq(0), busy[d].eq(0)]
+                        with m.Else():
+                            m.d.sync += [retry.eq(1), rleft.eq(Mux(extra == 0, 0, extra - 1))]
+                    with m.Elif(last_row):
                         m.d.sync += [row.eq(0), busy[d].eq(0)]
                     with m.Else():
                         m.d.sync += row.eq(row_e + 1)

@@ -24,7 +24,7 @@ from aras.trace import Trace
 from . import gbuffer
 from .scheduler import compute_cycles
 from .tiling import write_levels, write_targets
-from .write_engine import WriteTables, column_costs, write_tile
+from .write_engine import INF, NO_FAULT, FaultRun, Faults, WriteTables, column_costs, write_tile
 
 COUNTERS = ("rows_written", "rows_skipped", "cells_written_blind", "row_reads_before_write",
             "cells_read_before_write", "adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops",
@@ -87,7 +87,7 @@ def vector_work(trace: Trace, li: int, batch: int) -> int:
 
 def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = None,
         lower_bound: bool = False, cache: dict | None = None, drop: frozenset[str] = frozenset(),
-        bounds: list | None = None) -> Run:
+        bounds: list | None = None, faults: Faults | FaultRun | None = None) -> Run:
     """Execute ``prog`` from crossbar contents ``initial`` (None: cold). ``lower_bound`` also computes the
     least write energy over the encodings for the same placement and contents. ``cache``: a dict shared
     by runs of programs of the same trace and config (Gbuffer traffic of identical COMPUTEs).
@@ -96,14 +96,22 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
     leave every start's max() (``driver``: unlimited drivers); ``bounds``, a list that receives one
     ``(kind, index, start, {rule: term})`` per start in program order — kind ``write_dram`` / ``write_prog``
     (index in the write stream), ``compute`` / ``vector`` / ``host`` (index in the execute stream); a term
-    0 waits for nothing (``raw_last`` / ``raw_top``: also when another tile finishes as late)."""
+    0 waits for nothing (``raw_last`` / ``raw_top``: also when another tile finishes as late).
+
+    ``faults`` (docs/architecture.md §8.7, off by default): stuck cells, a host that never acknowledges,
+    a DRAM stalled for ever; the run then ends with the error of §8.7 (``counters["fault_*"]``)."""
     probe = bool(drop) or bounds is not None
     if not set(drop) <= set(RULES):
         raise ValueError(f"unknown rules {sorted(set(drop) - set(RULES))}; rules: {', '.join(RULES)}")
+    if isinstance(faults, Faults):  # §8.7: a first pass finds the first error, the second stops at it
+        first = run(prog, trace, cfg, initial, cache=cache, drop=drop, faults=FaultRun(faults, cfg)).counters
+        faults = FaultRun(faults, cfg, stop=first["fault_cycle"] if first["fault_code"] else INF)
     cache = prog.notes if cache is None else cache
     tb = WriteTables.of(cfg)
     L = cfg.levels
     levels = np.zeros((cfg.n_xbars, cfg.xbar_rows, cfg.xbar_cols), np.uint8) if initial is None else initial.copy()
+    if faults is not None:
+        faults.stick(levels)
     wear = np.zeros(levels.shape, np.uint32)
     cnt = dict.fromkeys(COUNTERS, 0)
     changed = np.zeros(L * L, np.int64)
@@ -141,6 +149,8 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
                 a_start = max(a_fin_prev, slot_free, war if ins.barrier else 0)
             nbytes = t.rows * t.wcols
             a_fin = a_start + lat + -(-nbytes // bpc)
+            if faults is not None:
+                a_fin = faults.dram(len(w_times), a_start, a_fin, x)
             a_fin_prev = a_fin
             d_free = drivers[p]
             bfin_x = xbar_bfin.get(x, [])
@@ -159,13 +169,19 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             c = new.shape[1]
             old = levels[x, : t.rows, :c]
             tw = write_tile(old, new, ins.mode, tb)
+            if faults is not None:
+                tw = faults.write(tw, x, old, new, ins.mode, tb)
             b_fin = b_start + tw.cycles
+            if faults is not None:
+                b_fin = faults.finish(len(w_times), tw, b_fin, x)
             d_free[d] = b_fin
             heapq.heappush(heap, b_fin)
             if len(heap) > slots:
                 heapq.heappop(heap)
             bfin_x.append(b_fin)
             xbar_bfin[x] = bfin_x
+            if faults is not None and faults.skip_write(cnt, w_times, (a_start, a_fin, b_start, b_fin), nbytes):
+                continue
             e_w = tw.energy_pj(tb)
             energy += e_w
             energy_read += tw.read_energy_pj(tb)
@@ -181,6 +197,8 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             cnt["cells_read_before_write"] += tw.cells_read
             cnt["dram_bytes"] += nbytes
             cnt["write_buffer_bytes"] += 2 * nbytes
+            if faults is not None:
+                faults.settle(levels, cnt, x, t, tw)
             lt_e.wstart = b_start if lt_e.wstart is None else min(lt_e.wstart, b_start)
             lt_e.wend = b_fin - 1 if lt_e.wend is None else max(lt_e.wend, b_fin - 1)
             lt_e.write_cycles += tw.cycles
@@ -233,9 +251,13 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
         elif isinstance(ins, Host):
             start = _start(bounds, drop, "host", len(e_fin), (("exec_order", prev),)) if probe else prev
             dur = 1 + cfg.host_handoff_cycles
+            if faults is not None:
+                dur = faults.host(len(e_fin), li, start, dur)
         else:  # pragma: no cover - the program holds only these kinds
             raise TypeError(type(ins).__name__)
         fin = start + dur
+        if faults is not None and start >= faults.stop:
+            cnt.update(before)  # never starts (§8.7): counts nothing
         e_fin.append(fin)
         e_times.append((start, fin))
         bank_events.append((start, fin, ins.bank_on, ins.bank_off))
@@ -244,9 +266,12 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
         last_finish = max(last_finish, fin)
     _attribute(None, None, cnt, pending)
     cycles = last_finish
+    if faults is not None:
+        cycles, bank_events = faults.end(w_times, e_times, bank_events, layers, prog)
     cnt["gbuf_active_bank_cycles"] = (_active_bank_cycles(prog.banks_init, bank_events, cycles)
                                       if prog.gbuf_adaptive else cfg.gbuf_banks * cycles)
     cnt["cycles"] = cycles
+    cnt.update(NO_FAULT if faults is None else faults.registers())
     return Run(cycles, cnt, changed.reshape(L, L), layers, levels, wear, energy, energy_lb, energy_read, e_times,
                w_times)
 

@@ -216,3 +216,42 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, text, field):
     assert "Traceback" not in r.stderr
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"aras: {p}: config 'bad': field {field}"), r.stderr
+
+
+# ---------------------------------------------------------------- faults (docs/architecture.md §8.7)
+def test_fault_fields_defaults_and_sources():
+    for name in PRESETS:
+        c = preset(name)
+        assert c.max_verify_pulses == 255 and c.watchdog_cycles == 1_000_000
+        assert c.max_verify_pulses >= max(map(max, c.write_pulses))
+    src = Config.sources()
+    assert "255" in src["max_verify_pulses"] and "tRFC" in src["watchdog_cycles"]
+    # every default table fits the default bound, up to 4-bit cells (L - 1 = 15 steps)
+    assert preset("tiny").replace(cell_bits=4, adc_bits=8).write_pulses[0][15] == 15
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(max_verify_pulses=2), "field 'max_verify_pulses' is 2 but write_pulses[0][3] = 3 exceeds it"),
+    (dict(max_verify_pulses=5, write_pulses=[[0, 1, 2, 3], [1, 0, 1, 2], [6, 1, 0, 1], [3, 2, 1, 0]]),
+     "field 'max_verify_pulses' is 5 but write_pulses[2][0] = 6 exceeds it"),
+    (dict(max_verify_pulses=0), "field 'max_verify_pulses' must be > 0, got 0"),
+    (dict(max_verify_pulses=1 << 40), "field 'max_verify_pulses' with 2 cycles per pulse gives more than 2**40"),
+    (dict(max_verify_pulses=3.5), "field 'max_verify_pulses' must be int (a whole number), got 3.5"),
+    (dict(watchdog_cycles=0), "field 'watchdog_cycles' must be > 0, got 0"),
+    (dict(watchdog_cycles=True), "field 'watchdog_cycles' must be int, got True (a bool)"),
+    (dict(watchdog_cycles=(1 << 40) + 1), "field 'watchdog_cycles' must be <= 2**40"),
+])
+def test_fault_fields_are_validated(kw, msg):
+    with pytest.raises(ArasError) as e:
+        preset("tiny").replace(**kw)
+    assert msg in _one_line(e), e.value
+
+
+def test_fault_fields_from_a_file(tmp_path):
+    p = tmp_path / "f.toml"
+    p.write_text('base = "tiny"\nmax_verify_pulses = 3\nwatchdog_cycles = 40\n')
+    c = load(str(p))
+    assert (c.max_verify_pulses, c.watchdog_cycles) == (3, 40)
+    p.write_text('base = "tiny"\nmax_verify_pulses = 1\n')
+    with pytest.raises(ArasError, match=f"^{p}: config 'f': field 'max_verify_pulses' is 1 but write_pulses"):
+        load(str(p))

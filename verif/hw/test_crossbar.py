@@ -161,5 +161,5 @@ def test_verilog_behavioral_and_blackbox():
     # The behavioral module is a drop-in model of the macro: same port names.
     assert inst_ports == _ports(behav, MACRO_NAME) == sorted(
         ["clk", "rst", "mvm__bits", "mvm__col_sum", "rd__row", "rd__levels", "wr__en", "wr__row", "wr__levels",
-         "wr__mask"])
+         "wr__mask", "wr__fail"])
     assert "cells_r" not in box
