@@ -422,6 +422,25 @@ def _print_models(models: list[dict]) -> None:
     print("inputs: none run (cycles and energy do not depend on input values)")
 
 
+def _exec_kw(args) -> dict:
+    """The execution-layer options of compare, sweep and dse (aras/execution.py)."""
+    return {"jobs": args.jobs, "scheduler": args.scheduler, "cache": not args.no_cache}
+
+
+def _report_failures(data: dict) -> int:
+    """Print every failed run (parameters and error) on stderr; 1 if there were any."""
+    fails = data.get("failures") or []
+    for f in fails:
+        what = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in f["params"].items())
+        print(f"aras: failed: {what}: {f['error']}", file=sys.stderr)
+    if fails:
+        e = data.get("execution") or {}
+        ok = e.get("tasks", 0) - len(fails)
+        print(f"aras: {len(fails)} of {e.get('tasks', '?')} runs failed; the other {ok} are kept (and cached, so "
+              "the same command computes only the failed ones)", file=sys.stderr)
+    return 1 if fails else 0
+
+
 def cmd_compare(args) -> int:
     from . import config as C
     from . import experiments, report
@@ -430,8 +449,11 @@ def cmd_compare(args) -> int:
     cfg = C.load(args.config)
     if args.batch:
         cfg = cfg.replace(batch=args.batch)
-    data = experiments.run_compare(args.models, cfg, args.out, jobs=args.jobs, command=_command(args))
+    data = experiments.run_compare(args.models, cfg, args.out, command=_command(args), **_exec_kw(args))
     _print_models(data["models"])
+    if data.get("failures"):
+        print(f"wrote {Path(args.out) / 'results.json'} (no report: runs failed)")
+        return _report_failures(data)
     for line in report.glance(data):
         print(line)
     print(f"wrote {Path(args.out) / 'report.md'} and report.html")
@@ -445,11 +467,47 @@ def cmd_sweep(args) -> int:
     check_output(args.out, "-o", "dir", tuple(f"sweep_{args.param}.{x}" for x in ("json", "md", "png")))
     cfg = C.load(args.config)
     values = experiments.parse_sweep_values(args.param, args.values) if args.values else None
-    data = experiments.run_sweep(args.model, cfg, args.param, values, args.out, jobs=args.jobs,
-                                 command=_command(args))
+    data = experiments.run_sweep(args.model, cfg, args.param, values, args.out, command=_command(args),
+                                 **_exec_kw(args))
     _print_models([data["model"]])
     print(f"wrote {Path(args.out) / f'sweep_{args.param}.md'} (+ .json, .png)")
-    return 0
+    return _report_failures(data)
+
+
+def cmd_dse(args) -> int:
+    from . import config as C
+    from .dse import parse_grid, run_dse
+
+    check_output(args.out, "-o", "dir", ("dse.csv", "dse.json", "pareto.png", "report.md", "report.html"))
+    for flag, v in (("--samples", args.samples), ("--accuracy", args.accuracy)):
+        if v is not None and v < 1:
+            raise ArasError(f"{flag} must be a positive integer (1 or more), got {v}")
+    if args.seed is not None and args.samples is None:
+        raise ArasError("--seed: only with --samples N (the full grid is not sampled)")
+    grid = parse_grid(args.grid)
+    cfg = C.load(args.config)
+    data = run_dse(args.models, cfg, grid, args.out, samples=args.samples, seed=args.seed or 0,
+                   accuracy=args.accuracy, strict=args.strict, command=_command(args), **_exec_kw(args))
+    for m in data["models"]:
+        print(f"{m['name']} {weights_line(m['weights'], m['notes'])}")
+    acc = [m for m in data["models"] if m["accuracy_samples"]]
+    print("inputs: " + ("; ".join(f"{m['name']}: the first {m['accuracy_samples']:,} labelled samples of the trace "
+                                  "(accuracy)" for m in acc) + "; the others none" if acc else
+                        "none run (cycles and energy do not depend on input values; --accuracy N measures accuracy "
+                        "of real-weight networks with labelled samples)"))
+    samp, inv = data["sampling"], data["invalid"]
+    print(f"{len(data['points'])} valid points ({samp['mode']}, {samp['combinations']:,} combinations"
+          + (f", {samp['drawn']:,} drawn" if samp["mode"] == "random" else "") + f"); {len(inv)} invalid skipped")
+    for x in inv[:20]:
+        why = "; ".join(dict.fromkeys(x["reasons"].values()))
+        print("  skipped: " + ", ".join(f"{k}={'none' if v is None else v}" for k, v in x["params"].items())
+              + f": {why}")
+    if len(inv) > 20:
+        print(f"  ... and {len(inv) - 20} more (report.md, dse.json)")
+    for key, ids in data["fronts"].items():
+        print(f"Pareto front ({key}): {len(ids)} point{'s' * (len(ids) != 1)}: {', '.join(map(str, ids))}")
+    print(f"wrote {Path(args.out) / 'report.md'} (+ report.html, dse.csv, dse.json, pareto.png)")
+    return _report_failures(data)
 
 
 def _write_verilog(cfg, blackbox: bool, out: str) -> dict:
@@ -468,7 +526,10 @@ def cmd_verilog(args) -> int:
     from hw.generate import macro_stub
     from hw.lint import lint
 
+    from .resources import verilog_job
+
     out = Path(args.out)
+    print(verilog_job(cfg, lint=True).line(f"generating and linting the {cfg.name} top"))
     print(f"elaborating the {cfg.name} top level ({cfg.n_xbars} crossbars"
           f"{', macros black-boxed' if args.blackbox_macros else ''}) ...")
     # in a child process: the elaborated paper design holds ~20 GB until that process ends, and
@@ -517,6 +578,18 @@ def _add_ablation_flags(s) -> None:
                             f"{ABLATION_TEXT.get(a, a.replace('_', ' '))}")
 
 
+def _add_exec_flags(p) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--jobs", type=int, help="worker processes of a local Dask cluster (default: all cores, memory "
+                   "permitting; 1 = one after the other in this process, no Dask)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on an existing Dask cluster: its scheduler's address, e.g. tcp://host:8786 (default: "
+                        "a local cluster, see --jobs; docs/dse.md)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compute every run again: neither read nor write the result cache (default: runs found in "
+                        "$ARAS_CACHE/results, default ~/.cache/aras/results, are not computed again)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .experiments import DEFAULT_SWEEP_VALUES, SWEEP_PARAMS
 
@@ -558,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("models", nargs="+", help="model names (aras models) or trace directories")
     c.add_argument("--config", default="paper", help="preset name or .toml/.json file (default paper)")
     c.add_argument("-o", "--out", required=True, help="report directory")
-    c.add_argument("--jobs", type=int, help="worker processes (default: all cores, memory permitting)")
+    _add_exec_flags(c)
     c.add_argument("--batch", type=int, help="override the config's batch size (default: the config's)")
     c.set_defaults(fn=cmd_compare)
 
@@ -575,8 +648,35 @@ def build_parser() -> argparse.ArgumentParser:
                    "under --param)")
     w.add_argument("--config", default="paper", help="base config: preset name or .toml/.json file (default paper)")
     w.add_argument("-o", "--out", required=True, help="output directory (required; no default)")
-    w.add_argument("--jobs", type=int, help="worker processes (default: all cores, memory permitting)")
+    _add_exec_flags(w)
     w.set_defaults(fn=cmd_sweep)
+    from .dse import NAMED_SETS
+
+    x = sub.add_parser("dse", help="design-space exploration: a grid of configs, Pareto front of latency, energy, "
+                                   "area (and accuracy)",
+                       description="Every combination of the --grid values (or a random sample of them), one ARAS "
+                                   "run per network each; writes dse.csv, dse.json, pareto.png and report.md/.html "
+                                   "with the Pareto front per network and for the geometric mean over them.")
+    x.add_argument("models", nargs="+", help="model names (aras models) or trace directories")
+    x.add_argument("--config", default="paper", help="base config: preset name or .toml/.json file (default paper)")
+    x.add_argument("--grid", action="append", required=True, metavar="PARAM=V1,V2,...",
+                   help="a parameter and its values (repeat for more parameters): any numeric or boolean config "
+                        "field (xbars_per_apu, apus_per_pe, n_pe, xbar_rows, adc_bits, gbuf_banks, "
+                        "write_drivers_per_pe, batch, ...; `aras config paper` lists them) or a sweep parameter ("
+                        + ", ".join(NAMED_SETS) + "; as in `aras sweep --param`, cell_bits with the exact ADC "
+                        "width unless adc_bits is gridded too)")
+    x.add_argument("--samples", type=int, metavar="N",
+                   help="a random sample of N valid combinations instead of all of them (default: all)")
+    x.add_argument("--seed", type=int, metavar="S", help="seed of --samples (default 0)")
+    x.add_argument("--accuracy", type=int, metavar="N",
+                   help="also run N labelled samples of each real-weight network through the functional model "
+                        "(a fourth objective)")
+    x.add_argument("--strict", action="store_true",
+                   help="an invalid combination (the config rejects it, or a network does not fit) is an error "
+                        "instead of being skipped")
+    x.add_argument("-o", "--out", required=True, help="output directory")
+    _add_exec_flags(x)
+    x.set_defaults(fn=cmd_dse)
     v = sub.add_parser("verilog", help="generate SystemVerilog of the top level, with a manifest")
     v.add_argument("--config", default="tiny", help="preset name or .toml/.json file (default tiny)")
     v.add_argument("-o", "--out", required=True, help="output directory")

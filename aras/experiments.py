@@ -6,25 +6,25 @@ time), then writes ``results.json`` and the report (``aras.report``). :func:`run
 parameter (crossbar count, write latency, write energy, look-ahead, cell bits, batch) and compares ARAS
 with the baseline (and the TPU-like baseline where the parameter changes it) at every value.
 
-Runs are independent, so they go to a process pool; each worker keeps the last trace it loaded.
+Runs are independent tasks of the execution layer (:mod:`aras.execution`): in this process, on a local
+Dask cluster or on an existing one, with results cached on disk (:mod:`aras.cache`).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import subprocess
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
+from .cache import ResultCache
 from .config import Config
 from .errors import ArasError
+from .execution import Outcome, Task, plain, simulate_run
+from .execution import run as execute
 from .trace import Trace, check_fits
 
 ABLATIONS = ("overlap", "reencode", "diff_write", "placement", "bank_select")
@@ -80,125 +80,25 @@ def compare_runs() -> tuple[str, ...]:
     return MODES + tuple(f"no_{a}" for a in ablations())
 
 
-# ---------------------------------------------------------------------------------------------- workers
-@dataclass(frozen=True)
-class _Task:
-    key: tuple
-    ref: object  # registry name, trace directory (str) or a Trace
-    cfg: Config
-    mode: str
-    overrides: tuple = ()  # Options overrides as (field, value) pairs
-    cost: float = 1.0  # for ordering: longest first
-    record_errors: bool = False  # sweeps record an ArasError of one point instead of failing
+# ---------------------------------------------------------------------------------------------- execution
+_plain = plain
 
 
-_TRACE: dict = {}  # per process: the last trace loaded (one at a time bounds memory)
+def _cache(cache) -> ResultCache | None:
+    """``cache``: a :class:`~aras.cache.ResultCache`, True (the default one under ``$ARAS_CACHE``), or
+    None/False (no cache)."""
+    if cache is None or cache is False:
+        return None
+    return ResultCache() if cache is True else cache
 
 
-def _load(ref) -> Trace:
-    if isinstance(ref, Trace):
-        return ref
-    if ref not in _TRACE:
-        from .models import load_trace_or_model
-
-        _TRACE.clear()
-        _TRACE[ref] = load_trace_or_model(str(ref))
-    return _TRACE[ref]
-
-
-def _plain(o):
-    """JSON-ready copy: numpy scalars and arrays to Python, non-finite floats to None."""
-    if isinstance(o, dict):
-        return {str(k): _plain(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_plain(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _plain(o.tolist())
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        return float(o) if math.isfinite(o) else None
-    return o
-
-
-def _run_task(task: _Task) -> tuple[tuple, dict]:
-    from sim_models.perf import simulate
-    from sim_models.scheduler import Options
-
-    t0 = time.perf_counter()
-    try:
-        tr = _load(task.ref)
-        opts = Options.for_mode(task.mode, **dict(task.overrides)) if task.mode in ("aras", "baseline") else None
-        res = _plain(simulate(tr, task.cfg, task.mode, opts))
-    except ArasError as e:
-        if not task.record_errors:
-            raise
-        res = {"error": str(e), "mode": task.mode}
-    res["wall_s"] = time.perf_counter() - t0
-    return task.key, res
-
-
-def _mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _workers(jobs: int | None, n_tasks: int, weights: int) -> int:
-    """Pool size: ``jobs`` (default: all cores), at most one per task, and as many as the free memory
-    holds at ~200 MB + 16 B per weight each (measured ~450 MB for ResNet-50 at 25.6 M weights)."""
-    n = jobs or os.cpu_count() or 1
-    if n < 1:
-        raise ArasError(f"jobs must be >= 1, got {jobs}")
-    n = min(n, max(1, n_tasks))
-    avail = _mem_available()
-    if avail and n > 1:
-        n = max(1, min(n, int(0.8 * avail // (200e6 + 16 * weights))))
-    return n
-
-
-def _execute(tasks: list[_Task], jobs: int, progress: bool, desc: str) -> dict[tuple, dict]:
-    from tqdm import tqdm
-
-    tasks = sorted(tasks, key=lambda t: -t.cost)
-    out: dict[tuple, dict] = {}
-    bar = tqdm(total=len(tasks), desc=desc, unit="run", disable=not progress, leave=False)
-    try:
-        if jobs == 1:
-            for t in tasks:
-                bar.set_postfix_str(f"{t.key[0]} {t.key[1]}")
-                k, r = _run_task(t)
-                out[k] = r
-                bar.update()
-            return out
-        # spawn: workers do not inherit the parent's threads (tqdm's monitor) or its memory
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-            pending = {ex.submit(_run_task, t) for t in tasks}
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        k, r = f.result()
-                        out[k] = r
-                        bar.update()
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
-        return out
-    finally:
-        bar.close()
+def _failures(out: Outcome) -> list[dict]:
+    return [{"params": _plain(f.params), "error": f.error} for f in out.failures]
 
 
 # ---------------------------------------------------------------------------------------------- inputs
 @dataclass
 class _Model:
-    ref: object  # what workers load
     trace: Trace
     label: str  # as the user gave it
     n_weights: int = field(init=False)
@@ -209,14 +109,12 @@ class _Model:
 
 def _resolve(ref, progress: bool) -> _Model:
     """A model name, a trace directory or a Trace; registry traces are built (and cached) here, once,
-    before the workers load them."""
+    before the execution layer ships them to its workers."""
     from .models import load_trace_or_model
 
     if isinstance(ref, Trace):
-        return _Model(ref, ref, ref.name)
-    tr = load_trace_or_model(str(ref), progress=progress)
-    p = Path(ref)
-    return _Model(str(p.resolve()) if p.is_dir() else str(ref), tr, str(ref))
+        return _Model(ref, ref.name)
+    return _Model(load_trace_or_model(str(ref), progress=progress), str(ref))
 
 
 def _config(cfg) -> Config:
@@ -325,7 +223,7 @@ def summarize(runs: dict[str, dict]) -> dict:
 
 
 def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: bool = True,
-                command: str | None = None) -> dict:
+                command: str | None = None, scheduler: str | None = None, cache=None) -> dict:
     """Simulate every network in every mode and ablation; write ``results.json`` and the report.
 
     Parameters
@@ -333,16 +231,23 @@ def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: b
     models : registry model names, trace directories or :class:`~aras.trace.Trace` objects.
     cfg : a :class:`~aras.config.Config`, a preset name or a config file.
     out_dir : directory for ``results.json``, ``report.md``, ``report.html`` and the ``*.png`` plots.
-    jobs : worker processes (default: all cores, fewer when memory is short; 1 = in this process).
+    jobs : worker processes of a local Dask cluster (default: all cores, fewer when memory is short;
+        1 = in this process, no Dask).
     progress : show a tqdm bar on stderr.
     command : the command line, for the report (None: called from Python).
+    scheduler : address of an existing Dask scheduler to run on instead (``tcp://host:port``).
+    cache : a :class:`~aras.cache.ResultCache`, True (the one under ``$ARAS_CACHE``) or None (no cache):
+        runs found there are not computed again.
 
     Returns
     -------
     The ``results.json`` content: ``config``, ``models`` (name, weights, notes, ...), ``runs``
     (network -> run name -> the raw ``sim_models.perf.simulate`` result; run names: :func:`compare_runs`),
     ``ablations`` (the optimizations switched off one at a time), ``summary`` (network ->
-    :func:`summarize`), ``provenance`` (:func:`provenance`), wall times.
+    :func:`summarize`), ``provenance`` (:func:`provenance`), wall times, ``execution`` (how the runs
+    ran: :meth:`aras.execution.Outcome.summary`). When runs failed, ``failures`` lists them (parameters
+    and error), ``runs`` holds ``{"error": ...}`` for them, ``summary`` covers only the complete networks,
+    and no report is written.
     """
     from . import report
 
@@ -362,12 +267,15 @@ def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: b
     for m in ms:
         for run in names:
             mode, ov = (run, ()) if run in MODES else ("aras", ((run[3:], False),))
-            tasks.append(_Task((m.trace.name, run), m.ref, cfg, mode, ov, _cost(mode, m.n_weights)))
-    n_jobs = _workers(jobs, len(tasks), max(m.n_weights for m in ms))
-    if n_jobs > 1:
-        _TRACE.clear()
-    res = _execute(tasks, n_jobs, progress, "compare")
+            tasks.append(Task((m.trace.name, run), simulate_run, (cfg, mode, ov), m.trace.name,
+                              {"model": m.trace.name, "run": run}, _cost(mode, m.n_weights)))
+    out = execute(tasks, {m.trace.name: m.trace for m in ms}, jobs=jobs, scheduler=scheduler, cache=_cache(cache),
+                  progress=progress, desc="compare", weights=max(m.n_weights for m in ms))
+    res = out.by_key(tasks)
+    for f in out.failures:
+        res[f.key] = {"error": f"failed: {f.error}", "mode": f.key[1]}
     runs = {m.trace.name: {r: res[(m.trace.name, r)] for r in names} for m in ms}
+    failed = {f.key[0] for f in out.failures}
     data = {
         "format": "aras-compare", "version": 1, "aras_version": __version__,
         "provenance": provenance(command),
@@ -377,15 +285,19 @@ def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: b
                     "crossbar_layers": len(m.trace.weight_layers()),
                     "layers": len(m.trace.layers)} for m in ms],
         "runs": runs,
-        "summary": {name: summarize(r) for name, r in runs.items()},
-        "jobs": n_jobs,
-        "simulate_s": {name: sum(x["wall_s"] for x in r.values()) for name, r in runs.items()},
+        "summary": {name: summarize(r) for name, r in runs.items() if name not in failed},
+        "jobs": out.workers,
+        "simulate_s": {name: sum(x.get("wall_s", 0.0) for x in r.values()) for name, r in runs.items()},
+        "execution": out.summary(),
     }
+    if out.failures:
+        data["failures"] = _failures(out)
     data["wall_s"] = time.perf_counter() - t0
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "results.json", data)
-    report.write_compare_report(data, out)
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    _write_json(d / "results.json", data)
+    if not out.failures:
+        report.write_compare_report(data, d)
     return data
 
 
@@ -498,7 +410,8 @@ def sweep_summary(runs: dict[str, dict]) -> dict:
 
 
 def run_sweep(model, cfg, param: str, values: list | None, out_dir, jobs: int | None = None,
-              progress: bool = True, command: str | None = None) -> dict:
+              progress: bool = True, command: str | None = None, scheduler: str | None = None,
+              cache=None) -> dict:
     """Sensitivity study: ARAS vs the baseline (and the TPU-like baseline where ``param`` changes it) at
     every value of ``param``; writes ``sweep_<param>.json``, ``sweep_<param>.md`` and ``sweep_<param>.png``.
 
@@ -510,13 +423,14 @@ def run_sweep(model, cfg, param: str, values: list | None, out_dir, jobs: int | 
         (t_pulse_ns, ns), ``write_energy`` (e_set_pj = e_reset_pj, pJ), ``lookahead`` (rounds >= 1 or
         None), ``cell_bits`` (1, 2, 4), ``batch``.
     values : the values (None: :data:`DEFAULT_SWEEP_VALUES`); see :func:`parse_sweep_values`.
-    out_dir : output directory. jobs, progress, command : as :func:`run_compare`.
+    out_dir : output directory. jobs, progress, command, scheduler, cache : as :func:`run_compare`.
 
     Returns
     -------
     The JSON content: ``points`` (per value: ``value``, ``label``, ``changes`` (config fields set),
     ``options`` (scheduler options set), ``runs`` (mode -> simulate result, or {"error": ...} when that
-    point does not fit), ``summary``).
+    point does not fit, ``{"error": "failed: ..."}`` when it raised), ``summary``); ``failures`` (when
+    runs raised: their parameters and error); ``execution`` (:meth:`aras.execution.Outcome.summary`).
     """
     from . import report
 
@@ -541,17 +455,21 @@ def run_sweep(model, cfg, param: str, values: list | None, out_dir, jobs: int | 
             pt["error"] = str(e)
         else:
             for mode in swept:
-                tasks.append(_Task((i, mode), m.ref, c, mode, ov if mode == "aras" else (),
-                                   _cost(mode, m.n_weights), record_errors=True))
+                tasks.append(Task((i, mode), simulate_run, (c, mode, ov if mode == "aras" else (), True),
+                                  m.trace.name, {"model": m.trace.name, param: v, "mode": mode},
+                                  _cost(mode, m.n_weights)))
         points.append(pt)
     shared = list(_SWEEP_SHARED.get(param, ()))
     if any("error" not in p for p in points):
         for mode in shared:  # runs the swept parameter does not change: once, on the base config
-            tasks.append(_Task(("shared", mode), m.ref, cfg, mode, (), _cost(mode, m.n_weights), record_errors=True))
-    n_jobs = _workers(jobs, len(tasks), m.n_weights)
-    if n_jobs > 1:
-        _TRACE.clear()
-    res = _execute(tasks, n_jobs, progress, f"sweep {param}")
+            tasks.append(Task(("shared", mode), simulate_run, (cfg, mode, (), True), m.trace.name,
+                              {"model": m.trace.name, param: "base config", "mode": mode},
+                              _cost(mode, m.n_weights)))
+    out = execute(tasks, {m.trace.name: m.trace}, jobs=jobs, scheduler=scheduler, cache=_cache(cache),
+                  progress=progress, desc=f"sweep {param}", weights=m.n_weights)
+    res = out.by_key(tasks)
+    for f in out.failures:
+        res[f.key] = {"error": f"failed: {f.error}", "mode": f.key[1]}
     for i, pt in enumerate(points):
         if "error" in pt:
             pt["summary"] = sweep_summary({})
@@ -568,11 +486,13 @@ def run_sweep(model, cfg, param: str, values: list | None, out_dir, jobs: int | 
         "model": {"name": m.trace.name, "ref": m.label, "weights": m.trace.weights, "notes": m.trace.notes,
                   "weight_count": m.n_weights, "tiles": n_tiles},
         "config": cfg.to_dict(), "swept_modes": list(swept), "shared_modes": shared,
-        "points": points, "jobs": n_jobs,
+        "points": points, "jobs": out.workers, "execution": out.summary(),
     }
+    if out.failures:
+        data["failures"] = _failures(out)
     data["wall_s"] = time.perf_counter() - t0
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / f"sweep_{param}.json", data)
-    report.write_sweep_report(data, out)
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    _write_json(d / f"sweep_{param}.json", data)
+    report.write_sweep_report(data, d)
     return data
