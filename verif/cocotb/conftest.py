@@ -1,4 +1,4 @@
-"""Fixtures of the cocotb tests: the root of the per-design build directories."""
+"""Fixtures of the cocotb tests: the root of the content-hashed build cache."""
 
 from __future__ import annotations
 
@@ -7,13 +7,25 @@ from pathlib import Path
 
 import pytest
 
+from verif.cocotb import runner
+
 
 @pytest.fixture(scope="session")
-def cocotb_build_root(tmp_path_factory) -> Path:
-    """``$ARAS_COCOTB_BUILD`` (a persistent cache shared between sessions) or a session tmp dir."""
-    root = os.environ.get("ARAS_COCOTB_BUILD")
-    if root:
-        path = Path(root)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return tmp_path_factory.mktemp("cocotb_build")
+def cocotb_build_root() -> Path:
+    """``$ARAS_COCOTB_BUILD`` or ``$ARAS_CACHE/cocotb`` (``runner.cache_root``): builds are keyed by the
+    hash of what they compile, so sessions, tests and ``aras verify`` share them."""
+    return runner.cache_root()
+
+
+def unit_simulators() -> list[str]:
+    """Simulators of the unit testbenches and the Icarus subset of the system cases: ``$SIM`` alone if
+    set, else Verilator (when installed, the default) and Icarus both."""
+    if os.environ.get("SIM", "").strip():
+        return [runner.simulator()]
+    return ["verilator", "icarus"] if runner.simulator() == "verilator" else ["icarus"]
+
+
+@pytest.fixture(scope="module", params=unit_simulators())
+def cocotb_sim(request) -> str:
+    """Each simulator of :func:`unit_simulators` in turn (module scope: one build per design and simulator)."""
+    return request.param

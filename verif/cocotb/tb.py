@@ -175,9 +175,12 @@ class TB:
     async def cycles(self, n: int) -> None:
         await ClockCycles(self.clk, n)
 
-    def log_speed(self, cycles: int, wall_s: float) -> None:
-        """Log the simulation speed (the pytest log shows it; ``-rA`` or a failure prints it)."""
-        self.log.info("SPEED %d cycles in %.2f s wall = %.0f cycles/s", cycles, wall_s, cycles / max(wall_s, 1e-9))
+    def log_speed(self, cycles: int, wall_s: float, cpu_s: float | None = None) -> None:
+        """Log the simulation speed (the pytest log shows it; ``-rA`` or a failure prints it); ``cpu_s``:
+        CPU seconds of the simulator process (``time.process_time``) over the same span."""
+        cpu = "" if cpu_s is None else f", {cpu_s:.2f} CPU-s = {cycles / max(cpu_s, 1e-9):.0f} cycles per CPU-s"
+        self.log.info("SPEED %d cycles in %.2f s wall = %.0f cycles/s%s", cycles, wall_s,
+                      cycles / max(wall_s, 1e-9), cpu)
 
     def child_rng(self) -> random.Random:
         """An independent RNG drawn from this one (one per driver/monitor, so patterns do not interact)."""

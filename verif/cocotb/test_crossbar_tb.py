@@ -60,8 +60,8 @@ def crossbar_vectors(cfg, rng: np.random.Generator, n_random: int = 360) -> dict
 
 
 @pytest.fixture(scope="module")
-def xbar_design(cocotb_build_root):
-    return build(Crossbar(cfg=preset("tiny")), TOP, cocotb_build_root)
+def xbar_design(cocotb_build_root, cocotb_sim):
+    return build(Crossbar(cfg=preset("tiny")), TOP, cocotb_build_root, sim=cocotb_sim)
 
 
 def test_crossbar_vectors_vs_numpy(xbar_design, tmp_path):

@@ -81,9 +81,9 @@ def encoder_vectors(cfg, seed: int, n_tiles: int = 120, rows_per_tile: int = 5) 
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
-def encoder_design(request, cocotb_build_root):
+def encoder_design(request, cocotb_build_root, cocotb_sim):
     cfg = CONFIGS[request.param]()
-    return cfg, build(Encoder(cfg=cfg), TOP, cocotb_build_root)
+    return cfg, build(Encoder(cfg=cfg), TOP, cocotb_build_root, sim=cocotb_sim)
 
 
 def test_encoder_rows_vs_golden(encoder_design, tmp_path):

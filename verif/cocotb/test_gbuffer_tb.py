@@ -84,7 +84,7 @@ def test_split_spreads_ports_over_replicas():
 
 
 @pytest.mark.parametrize("loop_max", [None, 2], ids=["flat", "nested"])
-def test_gbuffer_storage_replicas_vs_numpy(cocotb_build_root, tmp_path, monkeypatch, loop_max):
+def test_gbuffer_storage_replicas_vs_numpy(cocotb_build_root, cocotb_sim, tmp_path, monkeypatch, loop_max):
     """``nested``: port loops longer than 2 are nested generate loops (as paper's 8,195 write ports are)."""
     cfg = config()
     rng = np.random.default_rng(2026)
@@ -95,6 +95,6 @@ def test_gbuffer_storage_replicas_vs_numpy(cocotb_build_root, tmp_path, monkeypa
     sv = to_sv(unit(cfg, init), TOP)
     assert len(re.findall(r"^\s*aras_gbuf_storage_\S+ storage\d+ \(", sv, re.M)) == 3
     assert ("localparam int k = kh * 2 + kl;" in sv) is bool(loop_max)
-    design = build(unit(cfg, init), TOP, cocotb_build_root)
+    design = build(unit(cfg, init), TOP, cocotb_build_root, sim=cocotb_sim)
     vec = gbuffer_vectors(cfg, init, rng)
     design.run("verif.cocotb.gbuffer_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec))

@@ -3,10 +3,12 @@ cases come from ``system_vectors.py``): whole scheduler programs loaded through 
 compared exactly with ``sim_models.timing`` / ``sim_models.functional`` — cycles, every status-block
 register, per-layer execute counters and output checksums, every output byte, every crossbar cell.
 
-The Top's SystemVerilog takes ~25 s to generate, so each config is generated and built once per session
-(and reused across sessions with ``$ARAS_COCOTB_BUILD``). A simulator process costs ~5 s to start, so
-one process runs a chain of cases (each starts from the cells the previous one left: cold only for the
-first). Icarus runs the tiny top at ~100–300 cycles/s; LeNet-5 (79k cycles, ~6 min) is ``slow`` (also:
+The Top's SystemVerilog takes ~25 s to generate, so each config is generated once per session and
+built once per simulator (the build is cached by content across sessions: ``runner.build``). A
+simulator process costs seconds to start, so one process runs a chain of cases (each starts from the
+cells the previous one left: cold only for the first). The cases run on the default simulator
+(Verilator when installed, ``$SIM`` otherwise); the reset and disturbed cases also run on Icarus
+(``cocotb_sim``: both simulators unless ``$SIM`` names one). LeNet-5 (79k cycles) is ``slow`` (also:
 ``aras verify lenet5 --config tiny``, ``scripts/regress.py --lenet-digits N``)."""
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ def test_layers_every_mode_and_rounds(cocotb_build_root, tmp_path):
     assert len(got) == len(cases) + 1 and got[0] == ("spec@aras", [318, 318])  # §10.6
 
 
-def test_reset_mid_run(cocotb_build_root, tmp_path):
+def test_reset_mid_run(cocotb_build_root, cocotb_sim, tmp_path):
     """Reset in cycle 200 of the cold §10.6 example (WRITEs and a COMPUTE in flight), then a full run."""
-    r = run_case(make_case("spec", TINY, seed=5), TINY, cocotb_build_root, tmp_path, reset_at=200)
+    r = run_case(make_case("spec", TINY, seed=5), TINY, cocotb_build_root, tmp_path, reset_at=200, sim=cocotb_sim)
     assert r["runs"][0]["cycles"][1] < 318  # rows the interrupted run wrote are skipped by the second one
 
 
@@ -51,12 +53,13 @@ def test_mtcnn_pnet(cocotb_build_root, tmp_path):
     assert r["runs"][0]["host_layers"] == [5]
 
 
-def test_disturbed_runs(cocotb_build_root, tmp_path):
+def test_disturbed_runs(cocotb_build_root, cocotb_sim, tmp_path):
     """Random DRAM-side stalls and a late host on the rounds-and-rewrites net with its host softmax:
     outputs and untimed counters exact, cycles only grow (twice: stalls alone, then with the host)."""
-    rec = run_cases([make_case("mlp@aras", TINY, seed=9)], TINY, cocotb_build_root, tmp_path / "stall", stall=0.3)
+    rec = run_cases([make_case("mlp@aras", TINY, seed=9)], TINY, cocotb_build_root, tmp_path / "stall", stall=0.3,
+                    sim=cocotb_sim)
     rec2 = run_cases([make_case("mlp@baseline", TINY, seed=9)], TINY, cocotb_build_root, tmp_path / "host",
-                     stall=0.2, host_delay=0.6)
+                     stall=0.2, host_delay=0.6, sim=cocotb_sim)
     for r in (rec, rec2):
         (gold, got), = [run["cycles"] for c in r["cases"] for run in c["runs"]]
         assert got > gold

@@ -9,6 +9,7 @@ import pytest
 from aras import verify
 from aras.cli import main
 from aras.config import preset
+from verif.cocotb import runner
 from verif.cocotb.system_vectors import make_case
 
 
@@ -27,6 +28,10 @@ def test_verify_trace_dir_writes_report(cocotb_build_root, tmp_path, monkeypatch
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
     rep = json.loads((out / "report.json").read_text())
     assert rep["match"] and len(rep["runs"]) == 2
+    sim = runner.simulator()  # the default: Verilator when installed
+    assert rep["meta"]["simulator"] == {"name": sim, "version": runner.simulator_version(sim)}
+    assert f"simulator: {sim} {runner.simulator_version(sim)}" in md and "cycles per CPU-second" in md
+    assert all(r["cpu_s"] > 0 for r in rep["runs"]) and rep["waves"] is None
     assert all(r["cycles"][0] == r["cycles"][1] for r in rep["runs"])
     assert rep["runs"][0]["host_layers"] == [3]
     assert "MATCH" in capsys.readouterr().out
@@ -44,7 +49,8 @@ def _record(mismatch: bool) -> dict:
 def _meta():
     cfg = preset("tiny")
     return {"model": "m", "config": "tiny", "mode": "aras", "weights": "real", "inputs": "random",
-            "simulator": "icarus", "build_s": 1.0, "vectors_s": 0.1, "config_dict": cfg.to_dict()}
+            "simulator": {"name": "icarus", "version": "11.0"}, "build_s": 1.0, "vectors_s": 0.1,
+            "config_dict": cfg.to_dict()}
 
 
 def test_report_flags_a_mismatch(tmp_path):
@@ -52,6 +58,7 @@ def test_report_flags_a_mismatch(tmp_path):
     assert not verify.render(_record(True), _meta(), tmp_path / "bad")
     md = (tmp_path / "bad" / "report.md").read_text()
     assert "Verdict: MISMATCH" in md and "**Mismatch:** done rose in cycle 11" in md and "**NO**" in md
+    assert "on icarus 11.0 (cocotb)" in md
 
 
 def test_exit_status_on_mismatch(monkeypatch, tmp_path):

@@ -80,9 +80,9 @@ def engine_vectors(cfg, seed: int, n_jobs: int = 60) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
-def harness_design(request, cocotb_build_root):
+def harness_design(request, cocotb_build_root, cocotb_sim):
     cfg = CONFIGS[request.param]()
-    return cfg, build(WriteHarness(cfg=cfg), TOP, cocotb_build_root)
+    return cfg, build(WriteHarness(cfg=cfg), TOP, cocotb_build_root, sim=cocotb_sim)
 
 
 @pytest.mark.parametrize("done_stall", [0.0, 0.5], ids=["no-backpressure", "done-backpressure"])

@@ -251,9 +251,9 @@ async def dram_stalls(tb: TB, p: float, stop: list[bool]) -> int:
 
 
 async def run(tb: TB, limit: int, watches: list[Watch], probe: LayerProbe | None = None,
-              stall: float = 0.0) -> tuple[int | None, float]:
+              stall: float = 0.0) -> tuple[int | None, float, float]:
     """Strobe ``start`` and wait for ``done`` (at most ``limit`` cycles). Returns (the cycle in which
-    ``done`` rose or None, wall seconds)."""
+    ``done`` rose or None, wall seconds, CPU seconds of this process: the simulator with cocotb in it)."""
     dut = tb.dut
     dut.start.value = 1
     await RisingEdge(tb.clk)
@@ -265,15 +265,15 @@ async def run(tb: TB, limit: int, watches: list[Watch], probe: LayerProbe | None
         probe.start()
     stop = [False]
     stalls = cocotb.start_soon(dram_stalls(tb, stall, stop)) if stall else None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fired = await First(RisingEdge(dut.done), Timer(limit * PERIOD, "ns"))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if stalls is not None:
         stop[0] = True
         await stalls
     if isinstance(fired, Timer):
-        return None, wall
-    return int(round((get_sim_time("ns") - origin) / PERIOD)), wall
+        return None, wall, cpu
+    return int(round((get_sim_time("ns") - origin) / PERIOD)), wall, cpu
 
 
 async def read_outputs(tb: TB, cfg, v) -> np.ndarray:
@@ -382,7 +382,7 @@ def compare_layers(v, exp: dict, probe: LayerProbe, label: str) -> list[str]:
     return [f"{label}: {s}" for s in msgs]
 
 
-def run_record(v, names, exp, got, status, probe, wall, outs) -> dict:
+def run_record(v, names, exp, got, status, probe, wall, cpu, outs) -> dict:
     """Golden and RTL figures of one run (the ``aras verify`` report)."""
     layers = []
     for li in range(int(v["n_layers"])):
@@ -399,7 +399,7 @@ def run_record(v, names, exp, got, status, probe, wall, outs) -> dict:
               if not n.startswith("layer_")}
     out_crc = [checksum(exp["exp_out"]), checksum(outs)]
     small = len(outs) <= 4096  # small outputs (logits) go into the report as values
-    return {"cycles": [int(exp["exp_cycles"]), got], "wall_s": wall, "layers": layers, "totals": totals,
+    return {"cycles": [int(exp["exp_cycles"]), got], "wall_s": wall, "cpu_s": cpu, "layers": layers, "totals": totals,
             "outputs_crc": out_crc, "outputs": [exp["exp_out"].tolist(), outs.tolist()] if small else None}
 
 
@@ -457,7 +457,7 @@ async def run_case(tb: TB, top: Top, cfg, v: dict, gbuf: Gbuf, hostm: Host, erro
         cyc = int(exp["exp_cycles"])
         if reset_at >= 0:
             assert reset_at < cyc, f"reset_at {reset_at} is not inside the run ({cyc} cycles)"
-            got, wall = await run(tb, reset_at, [errors])
+            got, _, _ = await run(tb, reset_at, [errors])
             assert got is None, f"{label}: done rose in cycle {got}, before the reset in cycle {reset_at}"
             assert not errors.rises, f"{label}: error rose before the reset: {errors.rises}"
             await Timer(1, "ns")  # in cycle reset_at
@@ -472,11 +472,11 @@ async def run_case(tb: TB, top: Top, cfg, v: dict, gbuf: Gbuf, hostm: Host, erro
             label += f" (after a reset in cycle {reset_at})"
             await load(tb, cfg, v, r, top.dram._nl, program=False)  # the first run may have reused the input's space
         probe = None if disturbed else LayerProbe(tb, gbuf, names, {**v, "exp_status": [exp["exp_status"]]}, 0)
-        got, wall = await run(tb, 4 * cyc + 1000, [errors], probe, stall)
+        got, wall, cpu = await run(tb, 4 * cyc + 1000, [errors], probe, stall)
         if got is None:
             raise AssertionError(f"{label}: done did not rise within {4 * cyc + 1000} cycles (expected in cycle "
                                  f"{cyc}); error rose in cycles {errors.rises}, host served layers {hostm.served}")
-        tb.log_speed(got, wall)
+        tb.log_speed(got, wall, cpu)
         await RisingEdge(tb.clk)
         await Timer(1, "ns")
         status = await read_status(tb, len(names))
@@ -485,7 +485,7 @@ async def run_case(tb: TB, top: Top, cfg, v: dict, gbuf: Gbuf, hostm: Host, erro
         msgs = compare(cfg, v, exp, got, status, outs, levels, errors.rises, label, disturbed)
         if probe is not None:
             msgs += compare_layers(v, exp, probe, label)
-        rec = run_record(v, names, exp, got, status, probe, wall, outs)
+        rec = run_record(v, names, exp, got, status, probe, wall, cpu, outs)
         rec.update(load_s=t_load, mismatches=msgs, host_layers=list(hostm.served))
         records.append(rec)
         failures += msgs

@@ -4,8 +4,6 @@ whole-design run passes and fails, naming the module, on what it fails (skipped 
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from aras.errors import ArasError
@@ -55,8 +53,6 @@ module leaf(
 endmodule
 """
 
-needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None,
-                                     reason="verilator not installed (scripts/setup.sh installs it)")
 
 
 def test_modules_children_and_stubs():
@@ -76,7 +72,6 @@ def test_modules_children_and_stubs():
             sv_modules(bad, "x.sv")
 
 
-@needs_verilator
 @pytest.mark.parametrize("mode", ["whole", "modules"])
 def test_both_forms_pass_the_clean_design(tmp_path, mode):
     (tmp_path / "t.sv").write_text(DESIGN)
@@ -84,7 +79,6 @@ def test_both_forms_pass_the_clean_design(tmp_path, mode):
                                                 ("on the whole" if mode == "whole" else "module by module: 3 modules"))
 
 
-@needs_verilator
 @pytest.mark.parametrize("fault, module", [
     # a pin that the parent connects no longer exists: found in the parent
     (("output o\n);\n  assign o", "output p\n);\n  assign p"), "t"),
@@ -102,12 +96,10 @@ def test_both_forms_fail_a_faulty_design_and_name_the_module(tmp_path, fault, mo
 def test_bad_mode_and_missing_design_are_named(tmp_path):
     with pytest.raises(ArasError, match="unknown mode 'fast'"):
         lint(tmp_path, "t", "fast")
-    if shutil.which("verilator"):
-        with pytest.raises(ArasError, match="t.sv does not exist"):
-            lint(tmp_path, "t", "modules")
+    with pytest.raises(ArasError, match="t.sv does not exist"):
+        lint(tmp_path, "t", "modules")
 
 
-@needs_verilator
 def test_large_modules_run_alone_with_the_same_verdicts(tmp_path, monkeypatch):
     import hw.lint
 
