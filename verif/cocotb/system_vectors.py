@@ -14,7 +14,8 @@ program's encoding plan (every output byte and a checksum of every layer's outpu
 Case names: ``spec`` (the §10.6 worked example), ``conv`` / ``fc`` (one random layer), ``mlp`` (three
 random linear layers with ~7x the ``tiny`` chip's weights — rounds and rewrites — and a host softmax),
 ``lenet5`` (real trained weights, real test digits), ``mtcnn-pnet`` (real weights, both heads, host
-softmax), each optionally ``@MODE`` with MODE in ``sim_models.scheduler.MODES`` (default ``aras``).
+softmax), ``rand`` (a random network over shapes, ``verif/golden/randnet.py``, drawn to fit the build of
+:data:`TOP_PARAMS`), each optionally ``@MODE`` with MODE in ``sim_models.scheduler.MODES`` (default ``aras``).
 
 The generated Verilog has fixed memory sizes, so every case of one config runs on one build:
 :data:`TOP_PARAMS` are the ``Top`` parameters both sides use.
@@ -41,7 +42,7 @@ from verif.golden.test_spec_example import example_trace
 from verif.golden.tracegen import random_multipliers, weight_layer_trace
 
 __all__ = ["TOP_PARAMS", "MODES", "EXEC_COUNTERS", "Case", "make_case", "trace_case", "expected", "vectors",
-           "checksum", "top_params"]
+           "checksum", "top_params", "case_cycles"]
 
 # Room for every case below (LeNet-5 on tiny: 1,508 program rows, 44,190 DRAM bytes, 8 layers).
 TOP_PARAMS = {"program_words": 2048, "dram_bytes": 1 << 16, "max_layers": 8}
@@ -119,7 +120,19 @@ def _model(name):
     return load
 
 
-TRACES = {"spec": _spec, "conv": _conv, "fc": _fc, "mlp": _mlp, "lenet5": _model("lenet5"),
+def _rand(seed: int, cfg: Config) -> Trace:
+    """A random network over shapes that fits the fixed build (program, DRAM image, layers)."""
+    from verif.golden.randnet import random_trace
+
+    def fits(tr: Trace) -> bool:
+        prog = schedule(tr, cfg, "aras", Options.for_mode("aras"))
+        need = _needs(Case(tr.name, tr, prog, np.zeros(0, np.int8), ""), cfg, isa.encode(prog, tr, cfg))
+        return all(v <= TOP_PARAMS[k] for k, v in need.items())
+
+    return random_trace(seed, cfg, max_layers=TOP_PARAMS["max_layers"], fits=fits)
+
+
+TRACES = {"rand": None, "spec": _spec, "conv": _conv, "fc": _fc, "mlp": _mlp, "lenet5": _model("lenet5"),
           "mtcnn-pnet": _model("mtcnn-pnet")}
 
 
@@ -156,12 +169,17 @@ def make_case(name: str, cfg: Config, seed: int = 0, runs: int = 1) -> Case:
     if base not in TRACES:
         raise ArasError(f"unknown case {base!r}; cases: {', '.join(TRACES)}")
     mode = mode or "aras"
-    tr = TRACES[base](seed)
+    tr = _rand(seed, cfg) if base == "rand" else TRACES[base](seed)
     opts = Options(reencode=False, placement=False) if base == "spec" and mode == "aras" else None
     return trace_case(tr, cfg, mode, runs=runs, seed=seed, name=f"{base}@{mode}", opts=opts)
 
 
 # ---------------------------------------------------------------- golden outcome
+def case_cycles(case: Case, cfg: Config) -> int:
+    """Golden cycles of the case's first run, cold."""
+    return timing.run(case.prog, case.trace, cfg).cycles
+
+
 def expected(case: Case, cfg: Config, run: int = 0, initial: np.ndarray | None = None) -> dict:
     """The golden outcome of run ``run`` starting from crossbar contents ``initial`` (None: all level 0).
 

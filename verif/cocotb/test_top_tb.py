@@ -18,7 +18,7 @@ import pytest
 from aras.config import preset
 from sim_models.scheduler import MODES
 from verif.cocotb.system import run_case, run_cases
-from verif.cocotb.system_vectors import make_case
+from verif.cocotb.system_vectors import case_cycles, make_case
 
 TINY = preset("tiny")
 TINY_ADC = preset("tiny-adc")
@@ -70,6 +70,40 @@ def test_tiny_adc(cocotb_build_root, tmp_path):
     cases = [make_case(f"{k}@{m}", TINY_ADC, seed=7) for k in ("conv", "fc") for m in ("aras", "baseline",
                                                                                        "no-diff-write")]
     run_cases(cases, TINY_ADC, cocotb_build_root, tmp_path)
+
+
+# The random regression of CI: random networks over shapes (verif/golden/randnet.py) in random modes,
+# on the two configs whose builds the tests above already use; chains of CHAIN cases per simulator
+# process (each case starts from the cells the previous one left). scripts/regress.py runs more.
+N_RANDOM, CHAIN = 200, 50
+
+
+@pytest.mark.parametrize("chain", range(N_RANDOM // CHAIN))
+def test_random_programs(cocotb_build_root, tmp_path, chain):
+    import random
+
+    rng = random.Random(1000 + chain)
+    cfg = TINY_ADC if chain == 3 else TINY
+    cases = [make_case(f"rand@{rng.choice(list(MODES))}", cfg, seed=rng.randrange(1 << 20)) for _ in range(CHAIN)]
+    rec = run_cases(cases, cfg, cocotb_build_root, tmp_path)
+    assert len(rec["cases"]) == CHAIN
+
+
+def test_random_resets(cocotb_build_root, tmp_path):
+    """Resets at random cycles of random programs (each one cold run, reset, then a full run)."""
+    import random
+
+    rng = random.Random(77)
+    for k in range(3):
+        case = make_case("rand@aras", TINY, seed=rng.randrange(1 << 20))
+        gold = case_cycles(case, TINY)
+        run_case(case, TINY, cocotb_build_root, tmp_path / f"r{k}", reset_at=rng.randrange(1, gold))
+
+
+def test_lenet5_ten_digits(cocotb_build_root, tmp_path):
+    """Real trained weights on ten real test digits back to back (cold, then steady state)."""
+    r = run_case(make_case("lenet5", TINY, runs=10), TINY, cocotb_build_root, tmp_path)
+    assert len(r["runs"]) == 10
 
 
 @pytest.mark.slow
