@@ -106,7 +106,8 @@ _INLINE = [(re.compile(r"`([^`]+)`"), r"<code>\1</code>"), (re.compile(r"\*\*([^
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.85em}th,td{border:1px solid #bbb;padding:3px 6px}
 th{background:#eee}td.n{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}
-code{background:#f3f3f3;padding:0 3px}figcaption{font-size:0.85em;color:#555}"""
+code{background:#f3f3f3;padding:0 3px}figcaption{font-size:0.85em;color:#555}
+p.alert{color:#b00;font-weight:bold;border:2px solid #b00;padding:0.5em}"""
 
 
 class Doc:
@@ -124,6 +125,10 @@ class Doc:
     def ul(self, items: list[str]) -> None:
         self.blocks.append(("ul", list(items)))
 
+    def alert(self, text: str) -> None:
+        """A paragraph that must be seen first: bold in Markdown, red in HTML."""
+        self.blocks.append(("alert", text))
+
     def table(self, headers: list[str], rows: list[list[str]]) -> None:
         self.blocks.append(("table", list(headers), [[str(c) for c in r] for r in rows]))
 
@@ -137,6 +142,8 @@ class Doc:
                 out.append("#" * b[1] + " " + b[2])
             elif b[0] == "p":
                 out.append(b[1])
+            elif b[0] == "alert":
+                out.append(f"> **{b[1]}**")
             elif b[0] == "ul":
                 out.append("\n".join(f"- {i}" for i in b[1]))
             elif b[0] == "table":
@@ -165,6 +172,8 @@ class Doc:
                 out.append(f"<h{b[1]}>{inline(b[2])}</h{b[1]}>")
             elif b[0] == "p":
                 out.append(f"<p>{inline(b[1])}</p>")
+            elif b[0] == "alert":
+                out.append(f"<p class=alert>{inline(b[1])}</p>")
             elif b[0] == "ul":
                 out.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in b[1]) + "</ul>")
             elif b[0] == "table":

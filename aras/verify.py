@@ -62,6 +62,8 @@ def render(rec: dict, meta: dict, out: Path) -> bool:
     ok = bool(runs) and not mism and not meta.get("error")
     d = Doc()
     d.h(1, f"RTL vs golden model: {meta['model']} on config {meta['config']}")
+    if mism or meta.get("error"):
+        d.alert(f"First mismatch: {mism[0]}" if mism else f"Error: {meta['error']}")
     d.p(f"**Verdict: {'MATCH' if ok else 'MISMATCH'}** — {len(runs)} run(s) of mode `{meta['mode']}` through "
         f"the generated SystemVerilog of `hw.top.Top` on {_simulator(meta)} (cocotb), compared exactly with "
         "`sim_models.timing` (cycles, counters, windows) and `sim_models.functional` (outputs).")

@@ -59,6 +59,11 @@ def test_report_flags_a_mismatch(tmp_path):
     md = (tmp_path / "bad" / "report.md").read_text()
     assert "Verdict: MISMATCH" in md and "**Mismatch:** done rose in cycle 11" in md and "**NO**" in md
     assert "on icarus 11.0 (cocotb)" in md
+    # the first mismatch comes right after the title, in red in the HTML
+    assert md.split("\n\n")[1] == "> **First mismatch: done rose in cycle 11, expected 10**"
+    html = (tmp_path / "bad" / "report.html").read_text()
+    assert "<p class=alert>First mismatch: done rose in cycle 11" in html and "p.alert{color:#b00" in html
+    assert "First mismatch" not in (tmp_path / "ok" / "report.md").read_text()
 
 
 def test_exit_status_on_mismatch(monkeypatch, tmp_path):
