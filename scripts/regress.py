@@ -27,7 +27,7 @@ from sim_models.scheduler import MODES  # noqa: E402
 from verif.cocotb.system import run_case  # noqa: E402
 from verif.cocotb.system_vectors import make_case  # noqa: E402
 
-KINDS = ("conv", "fc", "mlp")
+KINDS = ("conv", "fc", "mlp", "rand", "rand")  # rand: random networks over shapes, drawn twice as often
 
 
 def main(argv=None) -> int:

@@ -132,7 +132,7 @@ def _rand(seed: int, cfg: Config) -> Trace:
     return random_trace(seed, cfg, max_layers=TOP_PARAMS["max_layers"], fits=fits)
 
 
-TRACES = {"rand": None, "spec": _spec, "conv": _conv, "fc": _fc, "mlp": _mlp, "lenet5": _model("lenet5"),
+TRACES = {"spec": _spec, "conv": _conv, "fc": _fc, "mlp": _mlp, "lenet5": _model("lenet5"),
           "mtcnn-pnet": _model("mtcnn-pnet")}
 
 
@@ -166,8 +166,8 @@ def trace_case(trace: Trace, cfg: Config, mode: str = "aras", *, runs: int = 1, 
 def make_case(name: str, cfg: Config, seed: int = 0, runs: int = 1) -> Case:
     """Case ``NAME[@MODE]`` (see the module docstring)."""
     base, _, mode = name.partition("@")
-    if base not in TRACES:
-        raise ArasError(f"unknown case {base!r}; cases: {', '.join(TRACES)}")
+    if base not in TRACES and base != "rand":
+        raise ArasError(f"unknown case {base!r}; cases: rand, {', '.join(TRACES)}")
     mode = mode or "aras"
     tr = _rand(seed, cfg) if base == "rand" else TRACES[base](seed)
     opts = Options(reencode=False, placement=False) if base == "spec" and mode == "aras" else None
