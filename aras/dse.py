@@ -344,7 +344,7 @@ def run_dse(models: list, cfg, grid: dict, out_dir, samples: int | None = None, 
     error instead of being skipped; jobs, scheduler, cache, progress, command: as
     :func:`aras.experiments.run_compare`. Returns the ``dse.json`` content."""
     from . import report
-    from .experiments import _cache, _config, _failures, _resolve, _write_json, provenance
+    from .experiments import _cache, _config, _failures, _write_json, provenance, resolve_models
 
     t0 = time.perf_counter()
     if not models:
@@ -354,12 +354,7 @@ def run_dse(models: list, cfg, grid: dict, out_dir, samples: int | None = None, 
     if samples is not None and samples < 1:
         raise ArasError(f"--samples must be a positive integer (1 or more), got {samples}")
     cfg = _config(cfg)
-    ms = [_resolve(m, progress) for m in models]
-    seen: dict[str, str] = {}
-    for m in ms:
-        if m.trace.name in seen:
-            raise ArasError(f"dse: {m.label} and {seen[m.trace.name]} are both named {m.trace.name!r}")
-        seen[m.trace.name] = m.label
+    ms = resolve_models(models, progress, "dse")
     names = [m.trace.name for m in ms]
     traces = {m.trace.name: m.trace for m in ms}
     valid, invalid, sampling = combinations(cfg, grid, traces, samples, seed)

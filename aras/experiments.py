@@ -117,6 +117,17 @@ def _resolve(ref, progress: bool) -> _Model:
     return _Model(load_trace_or_model(str(ref), progress=progress), str(ref))
 
 
+
+def resolve_models(models, progress: bool, what: str) -> list:
+    """The models' traces (``_resolve``), refusing two that carry the same trace name."""
+    ms = [_resolve(m, progress) for m in models]
+    seen: dict[str, str] = {}
+    for m in ms:
+        if m.trace.name in seen:
+            raise ArasError(f"{what}: {m.label} and {seen[m.trace.name]} are both named {m.trace.name!r}")
+        seen[m.trace.name] = m.label
+    return ms
+
 def _config(cfg) -> Config:
     from .config import load
 
@@ -255,12 +266,8 @@ def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: b
     if not models:
         raise ArasError("compare: give at least one model")
     cfg = _config(cfg)
-    ms = [_resolve(m, progress) for m in models]
-    seen: dict[str, str] = {}
+    ms = resolve_models(models, progress, "compare")
     for m in ms:
-        if m.trace.name in seen:
-            raise ArasError(f"compare: {m.label} and {seen[m.trace.name]} are both named {m.trace.name!r}")
-        seen[m.trace.name] = m.label
         check_fits(m.trace, cfg)
     names = compare_runs()
     tasks = []

@@ -33,13 +33,13 @@ from aras import isa
 from aras.config import Config
 from aras.errors import ArasError
 from aras.program import Host
-from aras.trace import Layer, TensorQ, Trace
+from aras.trace import Trace
 from hw.top import status_names
 from sim_models import functional, timing
 from sim_models.functional import plan_from_program
 from sim_models.scheduler import MODES, Options, schedule
 from verif.golden.test_spec_example import example_trace
-from verif.golden.tracegen import random_multipliers, weight_layer_trace
+from verif.golden.tracegen import mlp_trace, random_multipliers, weight_layer_trace
 
 __all__ = ["TOP_PARAMS", "MODES", "EXEC_COUNTERS", "Case", "make_case", "trace_case", "expected", "vectors",
            "checksum", "top_params", "case_cycles"]
@@ -92,25 +92,10 @@ def _fc(seed: int) -> Trace:
     return weight_layer_trace(w, in_shape=(2, 40), mult=m, shift=s, zx=7, zo=-4, bias=rng.integers(-2000, 2000, 7))
 
 
-def _mlp(seed: int, dims=(48, 40, 32, 10)) -> Trace:
+def _mlp(seed: int) -> Trace:
     """Three random linear layers (3,520 weights, ~7x the 512 of ``tiny``'s 8 crossbars) and a softmax on
     the host; outputs: the logits and the probabilities."""
-    rng = np.random.default_rng(seed)
-    names = [f"t{i}" for i in range(len(dims))]
-    tensors = {n: TensorQ((d,), 0.05, int(rng.integers(-20, 20))) for n, d in zip(names, dims, strict=True)}
-    layers = []
-    for i in range(len(dims) - 1):
-        m, s = random_multipliers(rng, dims[i + 1])
-        arrays = {"weight": rng.integers(-127, 128, (dims[i + 1], dims[i])).astype(np.int8),
-                  "bias": rng.integers(-2000, 2000, dims[i + 1]).astype(np.int32), "mult": m, "shift": s}
-        act = ("relu", tensors[names[i + 1]].zero_point, 127) if i < len(dims) - 2 else ("none", -128, 127)
-        layers.append(Layer(f"fc{i + 1}", "linear", [names[i]], names[i + 1],
-                            {"act": act[0], "act_min": act[1], "act_max": act[2]}, arrays))
-    tensors["prob"] = TensorQ((dims[-1],), 1 / 256, -128)
-    layers.append(Layer("softmax", "softmax", [names[-1]], "prob", {"axis": -1}))
-    tr = Trace("mlp", "synthetic", names[0], tensors, layers, [names[-1], "prob"])
-    tr.validate("mlp test trace")
-    return tr
+    return mlp_trace(seed, (48, 40, 32, 10), "mlp")
 
 
 def _model(name):

@@ -20,10 +20,10 @@ import numpy as np
 
 from aras.config import Config, preset
 from aras.program import Program, Write, assemble
-from aras.trace import Layer, TensorQ, Trace
+from aras.trace import Trace
 from sim_models import hazards, timing
 from sim_models.scheduler import MODES, Options, schedule
-from verif.golden.tracegen import random_multipliers, weight_layer_trace
+from verif.golden.tracegen import mlp_trace, random_multipliers, weight_layer_trace
 
 TINY = preset("tiny")
 TINY_ADC = preset("tiny-adc")
@@ -120,22 +120,7 @@ def linear(seed: int = 4, k: int = 150, t: int = 2, n: int = 5) -> Trace:
 
 def mlp(seed: int = 2, dims: tuple[int, ...] = (24, 20, 12, 6)) -> Trace:
     """Random linear layers (ReLU between) and a softmax on the host."""
-    rng = np.random.default_rng(seed)
-    names = [f"t{i}" for i in range(len(dims))]
-    tensors = {nm: TensorQ((d,), 0.05, int(rng.integers(-20, 20))) for nm, d in zip(names, dims, strict=True)}
-    layers = []
-    for i in range(len(dims) - 1):
-        m, s = random_multipliers(rng, dims[i + 1])
-        arrays = {"weight": rng.integers(-127, 128, (dims[i + 1], dims[i])).astype(np.int8),
-                  "bias": rng.integers(-2000, 2000, dims[i + 1]).astype(np.int32), "mult": m, "shift": s}
-        act = ("relu", tensors[names[i + 1]].zero_point, 127) if i < len(dims) - 2 else ("none", -128, 127)
-        layers.append(Layer(f"fc{i + 1}", "linear", [names[i]], names[i + 1],
-                            {"act": act[0], "act_min": act[1], "act_max": act[2]}, arrays))
-    tensors["prob"] = TensorQ((dims[-1],), 1 / 256, -128)
-    layers.append(Layer("softmax", "softmax", [names[-1]], "prob", {"axis": -1}))
-    tr = Trace("hazard-mlp", "synthetic", names[0], tensors, layers, ["prob"])
-    tr.validate("hazard mlp")
-    return tr
+    return mlp_trace(seed, dims, "hazard-mlp", with_logits=False)
 
 
 def every_write_twice(prog: Program) -> Program:

@@ -38,3 +38,24 @@ def weight_layer_trace(weight, bias=None, in_shape=None, zx=0, zo=0, mult=None, 
 def random_multipliers(rng, n):
     return rng.integers(1 << 30, (1 << 31) - 1, n, dtype=np.int64).astype(np.int32), \
         rng.integers(-14, -4, n).astype(np.int32)
+
+
+def mlp_trace(seed: int, dims, name: str, with_logits: bool = True) -> Trace:
+    """Random linear layers (fused ReLU between) and a softmax on the host; outputs: the probabilities,
+    after the logits when ``with_logits``."""
+    rng = np.random.default_rng(seed)
+    names = [f"t{i}" for i in range(len(dims))]
+    tensors = {n: TensorQ((d,), 0.05, int(rng.integers(-20, 20))) for n, d in zip(names, dims, strict=True)}
+    layers = []
+    for i in range(len(dims) - 1):
+        m, s = random_multipliers(rng, dims[i + 1])
+        arrays = {"weight": rng.integers(-127, 128, (dims[i + 1], dims[i])).astype(np.int8),
+                  "bias": rng.integers(-2000, 2000, dims[i + 1]).astype(np.int32), "mult": m, "shift": s}
+        act = ("relu", tensors[names[i + 1]].zero_point, 127) if i < len(dims) - 2 else ("none", -128, 127)
+        layers.append(Layer(f"fc{i + 1}", "linear", [names[i]], names[i + 1],
+                            {"act": act[0], "act_min": act[1], "act_max": act[2]}, arrays))
+    tensors["prob"] = TensorQ((dims[-1],), 1 / 256, -128)
+    layers.append(Layer("softmax", "softmax", [names[-1]], "prob", {"axis": -1}))
+    tr = Trace(name, "synthetic", names[0], tensors, layers, [names[-1], "prob"] if with_logits else ["prob"])
+    tr.validate(f"{name} test trace")
+    return tr

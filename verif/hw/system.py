@@ -212,6 +212,19 @@ class System:
         return self.results
 
 
+def _check_cells_and_windows(st, gold, job, cfg, lbl):
+    """Status block against the golden run: ``cells_changed`` per transition and every layer window."""
+    L = cfg.levels
+    got_cc = np.array([[st[f"cells_changed[{o}][{k}]"] for k in range(L)] for o in range(L)])
+    assert np.array_equal(got_cc, gold.cells_changed), f"{lbl}: cells_changed"
+    ones = (1 << 64) - 1
+    for li in range(len(job.trace.layers)):
+        lt = gold.layers.get(li)
+        want = [ones] * 4 if lt is None else [ones if v is None else v for v in (lt.start, lt.end, lt.wstart, lt.wend)]
+        got = [st[f"layer_{k}[{li}]"] for k in ("start", "end", "wstart", "wend")]
+        assert got == want, f"{lbl}: layer {li} windows {got} != {want}"
+
+
 def check(results, cfg):
     for res in results:
         job, gold, st = res["job"], res["gold"], res["status"]
@@ -230,16 +243,7 @@ def check(results, cfg):
         assert res["done"] == 1 and st["cycles"] == gold.cycles and res["error"] == 0, lbl
         for name in COUNTERS + FAULTS:
             assert st[name] == gold.counters[name], f"{lbl}: counter {name}: RTL {st[name]} != {gold.counters[name]}"
-        L = cfg.levels
-        got_cc = np.array([[st[f"cells_changed[{o}][{k}]"] for k in range(L)] for o in range(L)])
-        assert np.array_equal(got_cc, gold.cells_changed), f"{lbl}: cells_changed"
-        ones = (1 << 64) - 1
-        for li in range(len(job.trace.layers)):
-            lt = gold.layers.get(li)
-            want = [ones] * 4 if lt is None else [ones if v is None else v for v in (lt.start, lt.end, lt.wstart,
-                                                                                       lt.wend)]
-            got = [st[f"layer_{k}[{li}]"] for k in ("start", "end", "wstart", "wend")]
-            assert got == want, f"{lbl}: layer {li} windows {got} != {want}"
+        _check_cells_and_windows(st, gold, job, cfg, lbl)
         for o in job.trace.outputs:
             np.testing.assert_array_equal(res["out"][o], res["want"][o], err_msg=f"{lbl}: output {o}")
         assert np.array_equal(res["levels"], gold.final_levels), f"{lbl}: crossbar contents"
@@ -254,15 +258,7 @@ def check_fault(res, cfg):
     assert seen[end - 1][1] == 0 and seen[end][1] == 1 and st["cycles"] == end, f"{lbl}: done {seen}, cycles {end}"
     for name in ("cycles",) + COUNTERS + FAULTS:
         assert st[name] == gold.counters[name], f"{lbl}: {name}: RTL {st[name]} != model {gold.counters[name]}"
-    L = cfg.levels
-    got_cc = np.array([[st[f"cells_changed[{o}][{k}]"] for k in range(L)] for o in range(L)])
-    assert np.array_equal(got_cc, gold.cells_changed), f"{lbl}: cells_changed"
-    ones = (1 << 64) - 1
-    for li in range(len(job.trace.layers)):
-        lt = gold.layers.get(li)
-        want = [ones] * 4 if lt is None else [ones if v is None else v for v in (lt.start, lt.end, lt.wstart, lt.wend)]
-        got = [st[f"layer_{k}[{li}]"] for k in ("start", "end", "wstart", "wend")]
-        assert got == want, f"{lbl}: layer {li} windows {got} != {want}"
+    _check_cells_and_windows(st, gold, job, cfg, lbl)
     w, e = res["times"]
     for i, (got, want) in enumerate(zip(w, gold.write_times, strict=True)):  # what happened before F
         for k, (start, fin) in enumerate(((want[0], want[1]), (want[2], want[3]))):
