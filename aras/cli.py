@@ -339,6 +339,13 @@ def _print_perf(r: dict, run: str) -> None:
         print(f"{run}, cold start (first run, every cell at level 0): {_perf_line(r['cold_start'])}")
     else:
         print(f"{run}: {_perf_line(r)}")
+    c = r.get("counters") or {}
+    stalls = {k: c.get(f"stall_{k}", 0) for k in ("fill", "fetch", "drain", "post")}
+    if any(stalls.values()):  # §10.3 bandwidth-bounded positions
+        tot = sum(stalls.values())
+        print(f"bandwidth stalls{' (steady state)' if 'cold_start' in r else ''}: {tot:,} cycles "
+              f"({100 * tot / max(1, r['cycles']):.1f} % of the total): "
+              + ", ".join(f"{k} {v:,}" for k, v in stalls.items()))
     if "lower_bound" in r:
         lb = r["lower_bound"]
         print(f"lower bound{' (steady state)' if 'cold_start' in r else ''}: {lb['cycles']:,} cycles, "
@@ -525,6 +532,9 @@ def cmd_verilog(args) -> int:
     cfg = C.load(args.config)
     from hw.generate import macro_stub
     from hw.lint import lint
+    from hw.top import check_buildable
+
+    check_buildable(cfg)
 
     from .resources import verilog_job
 
@@ -551,6 +561,9 @@ def cmd_verify(args) -> int:
     from .verify import run_verify
 
     cfg = C.load(args.config)
+    from hw.top import check_buildable
+
+    check_buildable(cfg)
     est = verify_job(cfg)
     print(est.line(f"generating and building the {cfg.name} top for simulation"))
     mem = machine_memory_gb()
@@ -604,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("models", help="list the built-in models").set_defaults(fn=cmd_models)
     c = sub.add_parser("config", help="print a config with the source of every default")
-    c.add_argument("config", help="preset name (paper, tiny, tiny-adc) or a .toml/.json file")
+    c.add_argument("config", help="preset name (paper, paper-unbounded, tiny, tiny-adc) or a .toml/.json file")
     c.set_defaults(fn=cmd_config)
     im = sub.add_parser("import-onnx", help="import and quantize a float ONNX model into a layer trace")
     im.add_argument("model", help="MODEL.onnx")

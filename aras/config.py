@@ -53,6 +53,13 @@ class Config:
     vector_lanes: int = _f(32, "our choice: one Gbuffer word (32 B) per cycle")
     vector_latency: int = _f(2, "our choice: read + write-back pipeline stages")
     post_latency: int = _f(3, "our choice: shift-add/accumulate, requantize, write-back stages")
+    # --- bandwidth-bounded COMPUTE (docs/architecture.md section 10.3; 0 = unbounded, the v1 rule) -----
+    fetch_ports: int = _f(2, "docs/uarch-v3.md section 5.2: least read ports (of 256 bit) keeping every network's "
+                             "stall <= 10 % (1 port: VGG-16 10.9 %, MobileNetV2 16.9 %)")
+    psum_lanes: int = _f(16, "docs/uarch-v3.md section 5.2: least int32 lanes per PE psum bus and PE link keeping "
+                             "every network's stall <= 10 % (8 lanes: BERT-base 20.2 %)")
+    post_lanes: int = _f(4, "docs/uarch-v3.md section 5.2: least requantization lanes per PE keeping every "
+                            "network's stall <= 10 % (2 lanes: MobileNetV2 18.5 %)")
     clock_ghz: float = _f(1.0, "NeuroSim clkFreq, PUMA: 1 GHz")
     host_handoff_cycles: int = _f(0, "our choice: a HOST instruction costs 1 + this many cycles (host time untimed)")
     # --- timing (ns; converted with ceil(ns * clock_ghz)) -------------------------------------------
@@ -339,7 +346,8 @@ class Config:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 MAX_VALUE = 1 << 40  # bound of every numeric field and of the sizes/times they multiply out to (int64-safe)
-_ZERO_OK = ("host_handoff_cycles", "dram_latency_cycles", "vector_latency", "post_latency")
+_ZERO_OK = ("host_handoff_cycles", "dram_latency_cycles", "vector_latency", "post_latency", "fetch_ports",
+            "psum_lanes", "post_lanes")
 _TABLES = ("write_pulses", "write_energy_pj")
 _CELL_PARAMS = ("cell_bits", "e_set_pj", "e_reset_pj")
 _EXACT_TYPES = {"bool": bool, "str": str}
@@ -395,15 +403,21 @@ def from_dict(d: dict, source: str = "config") -> Config:
 PRESETS: dict[str, dict] = {
     "paper": {},
     # Small enough for RTL simulation: 8 crossbars of 16x16 2-bit cells (4 weight columns each), fewer
-    # than LeNet-5 needs (so rewrites happen); short pulses and reads.
+    # than LeNet-5 needs (so rewrites happen); short pulses and reads. Unbounded fetch, psum and post
+    # bandwidth (0): the rule the RTL implements until the input path and the reduction of
+    # docs/uarch-v3.md section 4 land.
     "tiny": dict(
         name="tiny", xbar_rows=16, xbar_cols=16, adc_bits=6, cols_per_adc=4, n_pe=2, apus_per_pe=2,
         xbars_per_apu=2, write_drivers_per_pe=1, write_buffer_bytes=128, gbuf_banks=8, gbuf_bank_bytes=1024,
-        gbuf_word_bytes=4, vector_lanes=4, t_read_mvm_ns=2.0, t_read_ns=1.0, t_write_setup_ns=1.0,
+        gbuf_word_bytes=4, vector_lanes=4, fetch_ports=0, psum_lanes=0, post_lanes=0, t_read_mvm_ns=2.0,
+        t_read_ns=1.0, t_write_setup_ns=1.0,
         t_pulse_ns=1.0, t_verify_ns=1.0, t_reset_ns=1.0, dram_latency_cycles=4, dram_bytes_per_cycle=4,
     ),
 }
 PRESETS["tiny-adc"] = dict(PRESETS["tiny"], name="tiny-adc", adc_bits=4, adc_exact=False)
+# 'paper' with the unbounded COMPUTE rule (docs/architecture.md §10.3): what the RTL can be generated for
+# until the bandwidth-bounded input path and reduction land (docs/uarch-v3.md §4).
+PRESETS["paper-unbounded"] = dict(name="paper-unbounded", fetch_ports=0, psum_lanes=0, post_lanes=0)
 
 
 def preset(name: str) -> Config:

@@ -82,6 +82,20 @@ def status_names(cfg: Config, max_layers: int) -> list[str]:
     return names
 
 
+# Config fields of rules the RTL does not implement yet: the bandwidth terms of §10.3 (uarch-v3.md §4,
+# stages 3 and 4). A config with any of them > 0 would give a design the golden model does not describe.
+UNBUILT = ("fetch_ports", "psum_lanes", "post_lanes")
+
+
+def check_buildable(cfg: Config) -> None:
+    """Raise ``ArasError`` (one line) if ``cfg`` asks for rules the RTL does not implement."""
+    bad = [f"{f} = {getattr(cfg, f)}" for f in UNBUILT if getattr(cfg, f)]
+    if bad:
+        raise ArasError(f"config {cfg.name!r}: the RTL implements the unbounded COMPUTE rule only "
+                        f"(docs/architecture.md §10.3), but {', '.join(bad)}; set them to 0 "
+                        f"(preset 'paper-unbounded' is 'paper' so)")
+
+
 class Top(Unit):
     """The accelerator (see the module docstring).
 
@@ -108,6 +122,7 @@ class Top(Unit):
     def __init__(self, *, cfg: Config, program_words: int = 2048, dram_bytes: int = 1 << 16,
                  dram_init: bytes = b"", gbuf_init: bytes = b"", max_layers: int = 32, debug: bool = False,
                  blackbox_macros: bool = False, faults=None):
+        check_buildable(cfg)
         self._take_cfg(cfg)
         self._blackbox = blackbox_macros
         self._faults = dict(faults or {})

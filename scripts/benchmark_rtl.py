@@ -89,7 +89,7 @@ def scale(paper: bool) -> None:
     from hw.generate import to_sv
 
     print("config          n_xbars  rows   generation s   SV MB   peak GB   largest modules (MB)")
-    for cfg in [scaled(*s) for s in SCALE_STEPS] + ([preset("paper")] if paper else []):
+    for cfg in [scaled(*s) for s in SCALE_STEPS] + ([preset("paper-unbounded")] if paper else []):
         r = cfg.xbar_rows
         t = time.perf_counter()
         sv = to_sv(Top(cfg=cfg, blackbox_macros=True), "aras_top")

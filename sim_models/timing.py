@@ -21,7 +21,7 @@ from aras.program import PMODE_COMPLETE, PMODE_LAST, Compute, Host, Program, Vec
 from aras.tiling import cols_per_weight, positions
 from aras.trace import Trace
 
-from . import gbuffer
+from . import bandwidth, gbuffer
 from .scheduler import compute_cycles
 from .tiling import write_levels, write_targets
 from .write_engine import INF, NO_FAULT, FaultRun, Faults, WriteTables, column_costs, write_tile
@@ -29,7 +29,7 @@ from .write_engine import INF, NO_FAULT, FaultRun, Faults, WriteTables, column_c
 COUNTERS = ("rows_written", "rows_skipped", "cells_written_blind", "row_reads_before_write",
             "cells_read_before_write", "adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops",
             "post_ops", "vector_ops", "gbuf_reads", "gbuf_writes", "gbuf_active_bank_cycles", "dram_bytes",
-            "write_buffer_bytes", "psum_spill_words")
+            "write_buffer_bytes", "psum_spill_words") + bandwidth.COUNTERS
 
 # The terms of every start's max() (docs/architecture.md §9.6, §10.2-10.4; docs/verification.md "Hazard
 # rules and which decide"), by the start they bound:
@@ -219,6 +219,16 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
                 start = max([prev] + [xbar_bfin[te.xbar][te.need_gen - 1] for te in ins.tiles if te.need_gen])
             P = positions(trace, li)
             dur = compute_cycles(cfg, -(-P // ins.replicas), B)
+            if bandwidth.bounded(cfg):  # §10.3: fill, per-slot excess and tail of fetch, drain and post
+                key = ("bandwidth", li, ins.replicas, cfg.fetch_ports, cfg.psum_lanes, cfg.post_lanes,
+                       tuple((te.xbar, te.tag, te.replica, te.cphys) for te in ins.tiles),
+                       tuple((b.g, b.c, b.ncols, b.pmode) for b in ins.blocks))
+                if key not in cache:
+                    cache[key] = bandwidth.round_terms(prog, trace, cfg, ins, cache)
+                bw = cache[key]
+                dur += bw.total
+                for k, v in bw.counters().items():
+                    cnt[k] += v
             for te in ins.tiles:
                 n = 8 * B * len(positions_of(P, ins.replicas, te.replica))
                 cnt["xbar_reads"] += n

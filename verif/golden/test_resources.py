@@ -36,9 +36,19 @@ def test_paper_estimate_within_2x_and_beyond_the_machine():
 
 
 def test_verify_refuses_a_design_beyond_this_machine(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "aras.cli", "verify", "lenet5", "--config", "paper", "-o",
+    r = subprocess.run([sys.executable, "-m", "aras.cli", "verify", "lenet5", "--config", "paper-unbounded", "-o",
                         str(tmp_path / "v")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and "--force" in r.stderr and "Traceback" not in r.stderr
-    assert "estimate for generating and building the paper top" in r.stdout
+    assert "estimate for generating and building the paper-unbounded top" in r.stdout
+    assert not (tmp_path / "v").exists() or not any((tmp_path / "v").iterdir())
+
+
+@pytest.mark.parametrize("cmd", ["verify lenet5", "verilog"])
+def test_rtl_commands_refuse_rules_the_rtl_does_not_implement(tmp_path, cmd):
+    """paper bounds fetch, drain and post (§10.3); the RTL implements the unbounded rule only: one line, no work."""
+    r = subprocess.run([sys.executable, "-m", "aras.cli", *cmd.split(), "--config", "paper", "-o",
+                        str(tmp_path / "v")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "fetch_ports = 2" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "v").exists() or not any((tmp_path / "v").iterdir())

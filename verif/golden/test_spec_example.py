@@ -334,3 +334,32 @@ def test_config_without_bank_gating_keeps_every_bank_on():
     assert not prog.gbuf_adaptive
     r = run(prog, example_trace(), cfg)
     assert r.counters["gbuf_active_bank_cycles"] == cfg.gbuf_banks * r.cycles
+
+
+BOUNDED = TINY.replace(fetch_ports=1, psum_lanes=2, post_lanes=1)
+BW = ("stall_fill", "stall_fetch", "stall_drain", "stall_post", "gbuf_fetch_words")
+
+
+def test_bandwidth_bounded_example():
+    """§10.11: the program of §9.7 and the replicated round of §10.10 with one fetch port, 2 psum lanes and
+    one requantization lane per PE; every number below is worked out by hand in the spec."""
+    tr = example_trace()
+    prog = schedule(tr, BOUNDED, "aras", Options(reencode=False, placement=False))
+    r = run(prog, tr, BOUNDED)
+    assert r.write_times == [(0, 20, 20, 148), (20, 26, 26, 42), (26, 46, 148, 276), (46, 58, 58, 186)]
+    assert r.exec_times == [(148, 295), (295, 342)]  # conv0 133 + 6 + 4 + 4; fc2 37 + 4 + 2 + 4
+    assert r.cycles == 342
+    assert [r.layers[li].counters.get(k, 0) for li in (0, 2) for k in BW] == [6, 0, 4, 4, 24, 4, 0, 2, 4, 4]
+    assert [r.counters[k] for k in BW] == [10, 0, 6, 8, 28]
+    tr, prog = replication_example()
+    r = run(prog, tr, BOUNDED)
+    assert r.exec_times == [(72, 187)]  # 101 + fill 10 + tail 2 + 2
+    assert [r.counters[k] for k in BW] == [10, 0, 0, 4, 23]
+
+
+def test_unbounded_terms_are_the_v1_rule():
+    """fetch_ports = psum_lanes = post_lanes = 0 (tiny) leaves every COMPUTE as §10.3's first rule gives it."""
+    tr = example_trace()
+    prog = schedule(tr, TINY, "aras", Options(reencode=False, placement=False))
+    r = run(prog, tr, TINY)
+    assert r.cycles == 318 and all(r.counters[k] == 0 for k in BW)
