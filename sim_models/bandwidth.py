@@ -83,7 +83,7 @@ def round_terms(prog: Program, trace: Trace, cfg: Config, ins: Compute, cache: d
     post = np.zeros(P1, np.int64)
     if cfg.psum_lanes or cfg.post_lanes:
         leaders = block_leaders(ins, cfg)
-        for n_run in np.unique(lens[lens > 0]):
+        for n_run in np.unique(lens[lens > 0])[::-1]:  # longest first: shorter ranges overwrite the early slots
             d, o = _reduction(ins, cfg, lens >= n_run, leaders)
             sel = np.arange(P1) < n_run
             drain[sel], post[sel] = d, o

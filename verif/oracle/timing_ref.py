@@ -3,7 +3,8 @@
 The golden model ``sim_models.timing`` and the RTL were both written from the same document, so a
 misreading they share survives their comparison. This module is a third reading of §7 (Gbuffer bank
 selection and access counting), §8 (write path, row write, drivers, slots), §9 (program, streams,
-interlocks §9.6), §10 (timing rules, worked example §10.6) and §11 (event counters), written without
+interlocks §9.6), §10 (timing rules, worked examples §10.6-§10.11, the bandwidth-bounded positions of
+§10.3 with the §7.5 layout of their fetch term) and §11 (event counters), written without
 looking at ``sim_models/`` or ``hw/``. It imports only the contract: ``aras.config`` (the config and its
 cycle conversion), ``aras.program`` (the program the scheduler emits), ``aras.tiling`` / ``aras.trace``
 (shapes) and ``aras.errors``. Target cell levels are computed here from the encodings of §4.
@@ -41,6 +42,18 @@ Readings of the document where it leaves room (each is marked "READING" at its p
      transfer may start when fewer than ``slots`` earlier WRITEs to the PE have not finished
      programming (the DRAM stage is in order, so every earlier WRITE has reserved its slot).
   R9 (§7.4, VECTOR) "one stream per input tensor": an ``add`` of a tensor with itself reads it twice.
+  B1 (§7.5) the fetch term's word index is taken from the item's start: tensors and batch items start at
+     word boundaries, so this shifts every word of one (b, p) by the same whole number of words and
+     changes neither U_q(p)'s size nor its runs; fetch(s) therefore does not depend on the batch item.
+  B2 (§10.3, §11.1) ``gbuf_fetch_words`` counts the words of the bandwidth-bounded fetch, so it is 0 when
+     ``fetch_ports`` = 0 even if ``psum_lanes`` or ``post_lanes`` bound the round (the document gives
+     the formula without saying; §11.1 only says all stall and fetch counters are 0 when all three are).
+
+The bandwidth-bounded positions of §10.3 (``fetch_ports``, ``psum_lanes``, ``post_lanes`` > 0) are
+computed per COMPUTE at its start, plainly per slot, copy, tile and row (``_bandwidth``): they set the
+start of every slot's first item (``E_start + fetch(0) + Σ_{s'<s} pos(s')``), and the finish is taken
+after the last item (its conversions, ``post_latency``, the last slot's hold and the tail) and checked
+against the document's closed duration formula.
 """
 
 from __future__ import annotations
@@ -59,7 +72,8 @@ from aras.trace import Trace
 COUNTERS = ("rows_written", "rows_skipped", "cells_written_blind", "row_reads_before_write",
             "cells_read_before_write", "adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops",
             "post_ops", "vector_ops", "gbuf_reads", "gbuf_writes", "gbuf_active_bank_cycles", "dram_bytes",
-            "write_buffer_bytes", "psum_spill_words")
+            "write_buffer_bytes", "psum_spill_words", "stall_fill", "stall_fetch", "stall_drain", "stall_post",
+            "gbuf_fetch_words")
 
 
 @dataclass
@@ -290,6 +304,257 @@ def _vector_work(trace: Trace, li: int, B: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
+# §10.3 "Bandwidth-bounded positions" with the §7.5 activation layout of the fetch term
+
+def _cl_byte(trace: Trace, prog: Program, name: str, wb: int):
+    """§7.5: a function (logical element index e of tensor ``name``, row-major) -> byte offset of e in its
+    item in the channel-last layout of the bandwidth terms. A flatten / reshape alias reads its source's
+    bytes (its element e is the source's element e, a CNN source indexed CHW). READING B1: offsets are
+    taken from the item's start; items and tensors start at word boundaries (§7.2, §7.5), so the word
+    index differs from the absolute one by a whole number of words, which changes neither a word's
+    identity within one (b, p) nor the runs."""
+    root = name
+    seen = set()
+    while True:
+        a = _tensor(prog, root)
+        if a.alias_of is None:
+            break
+        if root in seen:
+            raise ArasError(f"oracle: alias cycle at tensor {root!r}")
+        seen.add(root)
+        root = a.alias_of
+    shape = tuple(trace.tensors[root].shape)
+    if int(np.prod(shape)) != int(np.prod(trace.tensors[name].shape)):
+        raise ArasError(f"oracle: alias {name!r} of {root!r} changes the element count")
+
+    def pitch(C: int) -> int:
+        return C if C < wb else -(-C // wb) * wb
+
+    if len(shape) == 3:  # (C, H, W'): element (c, h, w) at (h·W' + w)·pitch + c
+        C, H, Wd = shape
+        pc = pitch(C)
+
+        def cnn(e: int) -> int:
+            c, rest = divmod(e, H * Wd)
+            h, w = divmod(rest, Wd)
+            return (h * Wd + w) * pc + c
+        return cnn
+    if len(shape) == 2:  # (T, D): element (t, d) at t·pitch + d
+        D = shape[1]
+        pd = pitch(D)
+
+        def seq(e: int) -> int:
+            t, d = divmod(e, D)
+            return t * pd + d
+        return seq
+    if len(shape) == 1:  # (K,): one pixel of K channels
+        return lambda e: e
+    raise ArasError(f"oracle: no §7.5 layout for tensor {root!r} of shape {shape}")
+
+
+def _row_elements(trace: Trace, prog: Program, li: int, g: int, r: int, rows: int, cfg: Config):
+    """§7.5: for the tile (gchunk g, rchunk r) of layer li, a function p -> the logical element indices of
+    its input that its used rows read at position p (ascending rows; padding taps are left out)."""
+    ly = trace.layers[li]
+    lt = prog.tilings[li]
+    in_shape = trace.tensors[ly.inputs[0]].shape
+    R = cfg.xbar_rows
+    if ly.op == "conv2d":
+        C, H, W = in_shape
+        _, cg, kh, kw = ly.arrays["weight"].shape
+        sh, sw = ly.attrs.get("stride", [1, 1])
+        pt, pl = ly.attrs.get("pads", [0, 0, 0, 0])[:2]
+        dh, dw = ly.attrs.get("dilation", [1, 1])
+        Wo = trace.tensors[ly.output].shape[2]
+        terms = []
+        for k in range(rows):  # tile row -> (group, in-group row) -> (c, i, j), rows ordered (c, i, j)
+            if lt.packed:
+                grp, kk = g * lt.pack + k // lt.kg, k % lt.kg
+            else:
+                grp, kk = g, r * R + k
+            terms.append((grp * cg + kk // (kh * kw), (kk // kw) % kh, kk % kw))
+
+        def conv(p: int) -> list[int]:
+            ho, wo = divmod(p, Wo)
+            out = []
+            for c, i, j in terms:
+                ih, iw = ho * sh - pt + i * dh, wo * sw - pl + j * dw
+                if 0 <= ih < H and 0 <= iw < W:
+                    out.append((c * H + ih) * W + iw)
+            return out
+        return conv
+    K = in_shape[-1]
+    k0 = 0 if lt.packed else r * R  # a linear layer has one group: packed = one tile of all K rows
+
+    def lin(p: int) -> list[int]:
+        return [p * K + k0 + k for k in range(rows)]
+    return lin
+
+
+def _runs(words: list[int]) -> list[int]:
+    """Lengths of the maximal runs of consecutive words in a sorted list of distinct words."""
+    out = []
+    for n, wd in enumerate(words):
+        if n and wd == words[n - 1] + 1:
+            out[-1] += 1
+        else:
+            out.append(1)
+    return out
+
+
+@dataclass
+class _Bandwidth:
+    """The bandwidth terms of one COMPUTE (§10.3)."""
+    fill: int  # fetch(0)
+    pos: list[int]  # pos(s) per slot
+    tail: int  # max(drain(S-1), post(S-2)) + post(S-1)
+    extra: int  # the growth of the duration: fill + Σ (pos(s) - 8·m) + tail
+    stalls: dict[str, int]  # stall_fill / stall_fetch / stall_drain / stall_post
+    fetch_words: int  # gbuf_fetch_words of this COMPUTE
+
+
+def _bandwidth(trace: Trace, prog: Program, ins: Compute, cfg: Config, B: int, m: int) -> _Bandwidth:
+    """§10.3 "Bandwidth-bounded positions", plainly: per slot, per copy, per tile, per row."""
+    fp, pl, ql = cfg.fetch_ports, cfg.psum_lanes, cfg.post_lanes
+    li = ins.layer
+    lt = prog.tilings[li]
+    P = positions(trace, li)
+    r_ = ins.replicas
+    per = -(-P // r_)  # P'
+    S = B * per
+    n_copies = [max(0, min(P, (q + 1) * per) - min(P, q * per)) for q in range(r_)]  # |positions_of(P, r, q)|
+    per_pe = cfg.apus_per_pe * cfg.xbars_per_apu
+    wb = cfg.gbuf_word_bytes
+    tiles_of = {t.tag: t for t in lt.tiles}
+    bounded = fp > 0 or pl > 0 or ql > 0  # the rule applies (a field = 0 makes its term 0)
+
+    def running(s: int) -> list[int]:
+        ell = s % per
+        return [q for q in range(r_) if ell < n_copies[q]]
+
+    # ---- fetch: per copy q and position p, |U_q(p)| and Σ_runs ⌈run / fetch_ports⌉
+    fetch_cyc: dict[tuple[int, int], int] = {}
+    fetch_n: dict[tuple[int, int], int] = {}
+    if fp:  # READING B2: gbuf_fetch_words counts the words of the bounded fetch only (0 if fetch_ports = 0)
+        byte_of = _cl_byte(trace, prog, trace.layers[li].inputs[0], wb)
+        for q in range(r_):
+            chunks = sorted({(te.tag[1], te.tag[2]): te.rows for te in ins.tiles if te.replica == q}.items())
+            elems = [_row_elements(trace, prog, li, g, r, rows, cfg) for (g, r), rows in chunks]
+            for p in range(q * per, q * per + n_copies[q]):
+                words = set()
+                for f in elems:  # the union over the copy's (gchunk, rchunk) tiles
+                    for e in f(p):
+                        words.add(byte_of(e) // wb)
+                u = sorted(words)
+                fetch_n[(q, p)] = len(u)
+                fetch_cyc[(q, p)] = sum(-(-n // fp) for n in _runs(u))
+
+    def fetch(s: int) -> int:
+        if not 0 <= s < S or not fp:
+            return 0
+        ell = s % per
+        return sum(fetch_cyc[(q, q * per + ell)] for q in running(s))  # copies fetch separately
+
+    # ---- leaders: (block, copy) in order of decreasing outputs, each led by the least-loaded PE of its tiles
+    pe_of = {}  # (g, c, q) -> the PEs of its tiles
+    wcols_on = {}  # (g, c, q) -> [(PE, wcols)] of its tiles
+    for te in ins.tiles:
+        key = (te.tag[1], te.tag[3], te.replica)
+        pe = te.xbar // per_pe
+        pe_of.setdefault(key, set()).add(pe)
+        wcols_on.setdefault(key, []).append((pe, tiles_of[te.tag].wcols))
+    bc = []  # (outputs, ncols, g, c, q)
+    for bl in ins.blocks:
+        outputs = bl.ncols if bl.pmode in (PMODE_COMPLETE, PMODE_LAST) else 0
+        for q in range(r_):
+            bc.append((outputs, bl.ncols, bl.g, bl.c, q))
+    bc.sort(key=lambda x: (-x[0], -x[1], x[2], x[3], x[4]))
+    load = [0] * cfg.n_pe
+    leader = {}
+    for outputs, _, g, c, q in bc:
+        pe = min(sorted(pe_of[(g, c, q)]), key=lambda x: (load[x], x))
+        leader[(g, c, q)] = pe
+        load[pe] += outputs
+
+    memo: dict[tuple, int] = {}  # the terms depend on the slot only through its running copies
+
+    def drain(s: int) -> int:
+        if not 0 <= s < S or not pl:
+            return 0
+        key = ("drain", tuple(running(s)))
+        if key not in memo:
+            memo[key] = _drain(s)
+        return memo[key]
+
+    def _drain(s: int) -> int:
+        local = [0] * cfg.n_pe
+        incoming = [0] * cfg.n_pe
+        outgoing = [0] * cfg.n_pe
+        run = running(s)
+        for (_g, _c, q), tl in wcols_on.items():
+            if q not in run:
+                continue
+            for pe, wc in tl:
+                local[pe] += -(-wc // pl)
+        for _, ncols, g, c, q in bc:
+            if q not in run or len(pe_of[(g, c, q)]) < 2:
+                continue
+            lead = leader[(g, c, q)]
+            for pe in sorted(pe_of[(g, c, q)]):
+                if pe != lead:
+                    outgoing[pe] += -(-ncols // pl)
+                    incoming[lead] += -(-ncols // pl)
+        return max(max(local[pe] + incoming[pe], outgoing[pe]) for pe in range(cfg.n_pe))
+
+    def post(s: int) -> int:
+        if not 0 <= s < S or not ql:
+            return 0
+        key = ("post", tuple(running(s)))
+        if key not in memo:
+            memo[key] = _post(s)
+        return memo[key]
+
+    def _post(s: int) -> int:
+        led = [0] * cfg.n_pe
+        run = running(s)
+        for outputs, _, g, c, q in bc:
+            if q in run and outputs:
+                led[leader[(g, c, q)]] += outputs
+        return max(-(-v // ql) for v in led)
+
+    stalls = dict.fromkeys(("stall_fill", "stall_fetch", "stall_drain", "stall_post"), 0)
+    if not bounded:
+        return _Bandwidth(0, [8 * m] * S, 0, 0, stalls, 0)
+    F = [fetch(s) for s in range(S + 1)]
+    D = [drain(s) for s in range(S)]
+    Q = [post(s) for s in range(S)]
+
+    def d_(s):
+        return D[s] if 0 <= s < S else 0
+
+    def q_(s):
+        return Q[s] if 0 <= s < S else 0
+
+    pos = []
+    for s in range(S):
+        f, d, q = F[s + 1], d_(s - 1), q_(s - 2)
+        ps = max(8 * m, f, d, q)
+        pos.append(ps)
+        if ps > 8 * m:  # charged to the largest term; ties: fetch, then drain, then post
+            k = "stall_fetch" if f >= d and f >= q else "stall_drain" if d >= q else "stall_post"
+            stalls[k] += ps - 8 * m
+    stalls["stall_fill"] += F[0]
+    t1, t2 = max(d_(S - 1), q_(S - 2)), q_(S - 1)
+    stalls["stall_drain" if d_(S - 1) >= q_(S - 2) else "stall_post"] += t1
+    stalls["stall_post"] += t2
+    extra = F[0] + sum(ps - 8 * m for ps in pos) + t1 + t2
+    if extra != sum(stalls.values()):  # "The four stalls add up to the growth of the duration."
+        raise ArasError(f"oracle: COMPUTE of layer {li}: stalls {stalls} do not add up to {extra}")
+    words = B * sum(fetch_n.values())  # B·Σ_ℓ Σ_{q running} |U_q(q·P' + ℓ)|: every (copy, own position) once
+    return _Bandwidth(F[0], pos, t1 + t2, extra, stalls, words)
+
+
+# ---------------------------------------------------------------------------------------------------
 # unit state
 
 @dataclass
@@ -325,6 +590,8 @@ class _Exec:
     next_item: int = 0
     read_free: int = 0  # first cycle the analog read unit is free
     adc_free: int = 0  # first cycle the ADCs are free
+    slot_start: list = field(default_factory=list)  # first cycle of each slot (§10.3 bandwidth terms)
+    bw: _Bandwidth | None = None
     # VECTOR lanes
     lane_work: int = 0
     lane_until: int = 0
@@ -340,6 +607,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
     n_drv = cfg.write_drivers_per_pe
     lat, bpc = cfg.dram_latency_cycles, cfg.dram_bytes_per_cycle
     T_mvm, c_adc, post_lat = cfg.cycles(cfg.t_read_mvm_ns), cfg.cols_per_adc, cfg.post_latency
+    m = max(T_mvm, c_adc)
     cells = _Cells(cfg)
     shape = (cfg.n_xbars, cfg.xbar_rows, cfg.xbar_cols)
     levels = np.zeros(shape, np.uint8) if initial is None else np.array(initial, np.uint8).copy()
@@ -422,7 +690,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             agg.append((len(tes), sum(te.rows for te in tes), sum(te.cphys for te in tes),
                         sum(1 for te in tes if te.family == "offset")))
         traffic = _compute_traffic(trace, prog, ins, cfg, B)
-        ctx[e] = (P, per, agg, traffic)
+        ctx[e] = (P, per, agg, traffic, _bandwidth(trace, prog, ins, cfg, B, m))
         return ctx[e]
 
     def start_row(d: _Driver, t: int):
@@ -521,8 +789,15 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
                 active |= mask(ins.bank_on)  # ... then on
                 li = ins.layer
                 if isinstance(ins, Compute):
-                    _, per, _, _ = compute_ctx(ex_next)
-                    ex = _Exec(ex_next, None, "compute", n_items=8 * per * B, read_free=t, adc_free=t)
+                    _, per, _, _, bw = compute_ctx(ex_next)
+                    ex = _Exec(ex_next, None, "compute", n_items=8 * per * B, read_free=t, adc_free=t, bw=bw)
+                    # §10.3: slot s's items start at E_start + fetch(0) + Σ_{s' < s} pos(s') (+ (i mod 8)·m)
+                    ex.slot_start = [t + bw.fill]
+                    for ps in bw.pos[:-1]:
+                        ex.slot_start.append(ex.slot_start[-1] + ps)
+                    for k, v in bw.stalls.items():  # the bandwidth counters of the COMPUTE (reading R7)
+                        add(li, k, v)
+                    add(li, "gbuf_fetch_words", bw.fetch_words)
                 elif isinstance(ins, Vector):
                     work = _vector_work(trace, li, B)
                     ly = trace.layers[li]
@@ -574,11 +849,12 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             add(writes[dram_cur].layer, "write_buffer_bytes", n)
         if ex is not None and ex.kind == "compute" and ex.next_item < ex.n_items:
             # READING R4: a read starts when the read unit is free and the ADCs are free when it ends
-            if ex.read_free <= t and ex.adc_free <= t + T_mvm:
+            # and (§10.3 bandwidth terms) not before its slot's start: a slot held back idles after its items
+            if ex.read_free <= t and ex.adc_free <= t + T_mvm and ex.slot_start[ex.next_item // 8] <= t:
                 i = ex.next_item
                 ins = execs[ex.idx]
                 li = ins.layer
-                P, per, agg, (in_reads, out_writes, spill_w, restore_r, post, pwords) = compute_ctx(ex.idx)
+                P, per, agg, (in_reads, out_writes, spill_w, restore_r, post, pwords), _ = compute_ctx(ex.idx)
                 b, pi, plane = i // (8 * per), (i // 8) % per, i % 8
                 for qi, (nx, rows, cph, noff) in enumerate(agg):
                     p = qi * per + pi
@@ -599,7 +875,14 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
                 ex.adc_free = t + T_mvm + c_adc
                 ex.next_item += 1
                 if ex.next_item == ex.n_items:
-                    ex.finish = ex.adc_free + post_lat  # post-processing of the last position
+                    # post-processing of the last position, after the last slot's end and the tail
+                    bw = ex.bw
+                    ex.finish = ex.adc_free + post_lat + (bw.pos[-1] - 8 * m) + bw.tail
+                    e_start = e_times[ex.idx][0]
+                    duration = T_mvm + (ex.n_items - 1) * m + c_adc + post_lat + bw.extra  # §10.3's formula
+                    if ex.finish != e_start + duration:
+                        raise ArasError(f"oracle: COMPUTE #{ex.idx}: item schedule ends in {ex.finish}, "
+                                        f"the duration formula in {e_start + duration}")
         elif ex is not None and ex.kind == "vector" and t < ex.lane_until:
             n = min(cfg.vector_lanes, ex.lane_work)
             ex.lane_work -= n
