@@ -20,6 +20,10 @@
 - ``WAVES=1``: trace every run into ``<test_dir>/<top>.fst``. On Verilator that is a build of its own
   with ``--trace-fst``, so normal builds stay fast. With ``WAVES`` unset, the system runner
   (``system.py``) reruns a failing case traced; ``WAVES=0``: never trace.
+- ``ARAS_COVERAGE=1`` (or ``build(coverage=True)``): Verilator builds with ``--coverage-line
+  --coverage-toggle`` (a build of its own: the flags are in the hash), and every run writes
+  ``<test_dir>/coverage.dat`` (``verif/cocotb/coverage.py`` merges and summarises them). Icarus has no
+  such coverage: asking for it fails.
 - Test vectors go to the cocotb module as files named in ``extra_env``. A failing cocotb test
   becomes an ``AssertionError`` carrying the cocotb failure messages (the runner itself only exits).
   :meth:`Build.run` returns the wall and CPU seconds of the simulator process (cocotb runs inside it).
@@ -55,13 +59,16 @@ from hw.generate import to_sv
 from hw.lint import WAIVERS as LINT_WAIVERS
 
 __all__ = ["SIMULATORS", "VERILATOR_MIN", "simulator", "simulator_version", "unusable", "require",
-           "waves_mode", "waves_requested", "cache_root", "icarus_safe", "PinnedVerilator", "Build", "RunStats",
+           "waves_mode", "waves_requested", "coverage_requested", "COVERAGE_ARGS", "cache_root", "icarus_safe",
+           "PinnedVerilator", "Build", "RunStats",
            "build", "write_inputs"]
 
 SIMULATORS = ("icarus", "verilator")
 VERILATOR_MIN = vl.MINIMUM
 TIMESCALE = ("1ns", "1ps")
 RECIPE = 2  # bump when the build recipe below changes in a way the hash does not see
+COVERAGE_ARGS = ("--coverage-line", "--coverage-toggle")
+COVERAGE_FILE = "coverage.dat"
 
 
 def simulator() -> str:
@@ -123,6 +130,11 @@ def waves_mode() -> str:
 
 def waves_requested() -> bool:
     return waves_mode() == "always"
+
+
+def coverage_requested() -> bool:
+    """``$ARAS_COVERAGE`` is 1/true/yes/on: build with line and toggle coverage (Verilator only)."""
+    return os.environ.get("ARAS_COVERAGE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def cache_root() -> Path:
@@ -196,6 +208,7 @@ class RunStats:
     cpu_s: float
     seed: int | None
     waves: Path | None
+    coverage: Path | None = None  # the run's coverage.dat (coverage builds only)
 
 
 @dataclass(frozen=True)
@@ -208,6 +221,7 @@ class Build:
     waves: bool
     version: str = ""
     build_s: float = 0.0  # wall seconds this process spent building it (0: reused from the cache)
+    coverage: bool = False  # built with COVERAGE_ARGS: each run writes <test_dir>/coverage.dat
 
     def run(self, test_module: str, test_dir: Path, *, extra_env: dict[str, str] | None = None,
             testcase: str | list[str] | None = None, seed: int | None = None) -> RunStats:
@@ -220,6 +234,10 @@ class Build:
         fst = test_dir / f"{self.top}.fst" if self.waves else None
         plusargs = [f"+dumpfile_path={fst}"] if fst and self.sim == "icarus" else []
         test_args = ["--trace-file", str(fst)] if fst and self.sim == "verilator" else []
+        cov = test_dir / COVERAGE_FILE if self.coverage else None
+        if cov is not None:  # a stale file of an earlier run in this folder must not be counted again
+            cov.unlink(missing_ok=True)
+            plusargs.append(f"+verilator+coverage+file+{cov}")
         runner = _runner(self.sim)
         results.unlink(missing_ok=True)
         t0, c0 = time.perf_counter(), _cpu_children()
@@ -231,7 +249,8 @@ class Build:
                         plusargs=plusargs, test_args=test_args, timescale=TIMESCALE)
         except SystemExit as e:  # under pytest the runner exits on failures; report what failed instead
             code = e.code
-        stats = RunStats(results, time.perf_counter() - t0, _cpu_children() - c0, seed, fst)
+        stats = RunStats(results, time.perf_counter() - t0, _cpu_children() - c0, seed, fst,
+                         cov if cov is not None and cov.is_file() else None)
         # outside pytest (aras verify, scripts) the runner only returns the results file: check it here
         msgs = _failures(results) if results.is_file() else [f"no results in {results}; see the log above"]
         if code or msgs:
@@ -252,14 +271,18 @@ def _locked(path: Path):
 
 
 def build(component, top: str, build_root: Path | None = None, *, sim: str | None = None,
-          waves: bool | None = None, sv: str | None = None) -> Build:
+          waves: bool | None = None, sv: str | None = None, coverage: bool | None = None) -> Build:
     """Generate ``top``'s SystemVerilog from ``component`` (or take ``sv``, ``to_sv``'s text of it) and
     build it for ``sim`` (default :func:`simulator`) under ``build_root`` (default :func:`cache_root`),
-    or reuse the cached build of equal content. Raises ``AssertionError`` if the simulator is unusable
-    (the test fails)."""
+    or reuse the cached build of equal content. ``coverage`` (default :func:`coverage_requested`): with
+    Verilator's line and toggle coverage. Raises ``AssertionError`` if the simulator is unusable (the
+    test fails) or coverage is asked of Icarus."""
     sim = sim or simulator()
     require(sim)
     waves = waves_requested() if waves is None else waves
+    coverage = coverage_requested() if coverage is None else coverage
+    if coverage and sim != "verilator":
+        raise AssertionError(f"line/toggle coverage needs Verilator, not {sim} (SIM=verilator, or unset ARAS_COVERAGE)")
     version = simulator_version(sim)
     sv = to_sv(component, top) if sv is None else sv
     if sim == "icarus":
@@ -270,7 +293,7 @@ def build(component, top: str, build_root: Path | None = None, *, sim: str | Non
         # the generator-style waivers shared with aras verilog's lint; warnings are not fatal here (the
         # lint is the strict gate); FST when tracing (cocotb's runner adds --trace, which alone is VCD)
         extra = [(LINT_WAIVERS.name, LINT_WAIVERS.read_text())]
-        build_args = ["-Wno-fatal"] + (["--trace-fst"] if waves else [])
+        build_args = ["-Wno-fatal"] + (["--trace-fst"] if waves else []) + (list(COVERAGE_ARGS) if coverage else [])
     h = hashlib.sha256()
     for part in (f"recipe {RECIPE}", top, sim, version, cocotb.__version__, str(cocotb_tools.config.libs_dir),
                  sys.version, json.dumps(build_args), json.dumps(TIMESCALE), str(waves), sv, *map(repr, extra)):
@@ -282,7 +305,7 @@ def build(component, top: str, build_root: Path | None = None, *, sim: str | Non
     stamp = build_dir / "build.json"
     with _locked(root / f"{key}.lock"):
         if stamp.is_file():
-            return Build(top, sim, build_dir, waves, version, 0.0)
+            return Build(top, sim, build_dir, waves, version, 0.0, coverage)
         t0, c0 = time.perf_counter(), _cpu_children()
         build_dir.mkdir(parents=True, exist_ok=True)
         src = build_dir / f"{top}.sv"
@@ -308,7 +331,7 @@ def build(component, top: str, build_root: Path | None = None, *, sim: str | Non
                                    "build_cpu_s": round(cpu, 2)}, indent=1) + "\n")
         tmp.replace(stamp)
     print(f"built {top} for {sim} {version} in {seconds:.1f} s ({cpu:.1f} CPU-s): {build_dir}")
-    return Build(top, sim, build_dir, waves, version, seconds)
+    return Build(top, sim, build_dir, waves, version, seconds, coverage)
 
 
 def write_inputs(test_dir: Path, cfg, vectors: dict, seed: int = 0) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import resource
 import time
 from pathlib import Path
@@ -71,7 +72,7 @@ def run_cases(cases: list[Case], cfg: Config, build_root: Path | None, test_dir:
     d = design(cfg, build_root, params, sim=sim)
     test_dir = Path(test_dir)
     test_dir.mkdir(parents=True, exist_ok=True)
-    files, traces, initial = [], [], None
+    files, traces, progs, initial = [], [], [], None
     for k, case in enumerate(cases):
         vec = vectors(case, cfg, params=params, initial=initial, **kw)
         initial = vec["exp_levels"][-1].astype(np.uint8)
@@ -79,11 +80,14 @@ def run_cases(cases: list[Case], cfg: Config, build_root: Path | None, test_dir:
         np.savez(files[-1], **vec)
         traces.append(test_dir / f"trace{k}")
         case.trace.save(traces[-1])
+        progs.append(test_dir / f"program{k}.pkl")  # the hazard monitor's golden replay (sim_models.hazards)
+        progs[-1].write_bytes(pickle.dumps(case.prog))
     (test_dir / "cfg.json").write_text(json.dumps(cfg.to_dict()))
     report = test_dir / "report.json"
     report.unlink(missing_ok=True)
     env = {"ARAS_CFG": test_dir / "cfg.json", "ARAS_VECTORS": os.pathsep.join(map(str, files)),
-           "ARAS_TRACE": os.pathsep.join(map(str, traces)), "ARAS_TB_SEED": tb_seed, "ARAS_REPORT": report}
+           "ARAS_TRACE": os.pathsep.join(map(str, traces)), "ARAS_PROGRAM": os.pathsep.join(map(str, progs)),
+           "ARAS_TB_SEED": tb_seed, "ARAS_REPORT": report}
     extra = {"simulator": {"name": d.sim, "version": d.version}, "tb_seed": tb_seed,
              "waves": str(test_dir / f"{TOP}.fst") if d.waves else None}
     t0, c0 = time.perf_counter(), _cpu_children()

@@ -4,10 +4,11 @@ models (vectors from ``system_vectors.py``, written by the pytest side or ``aras
 
 Run protocol of ``hw/top.py``: reset; the program rows through ``prog_in``, the DRAM image through
 ``dram_in`` and the input activations through ``act_in`` (three :class:`StreamDriver` at once, random
-idle); a one-cycle ``start`` strobe (cycle 0 is the cycle after it); the design then runs without the
-testbench waking per cycle — one timer races ``done``'s rising edge, a value-change watcher on ``error``
-records that event (Icarus needs every bit of speed on the top level), the :class:`Host` model answers
-``host_req`` and the :class:`LayerProbe` wakes only at the golden layer boundaries. Then the outputs
+idle); a one-cycle ``start`` strobe (cycle 0 is the cycle after it); then one timer races ``done``'s
+rising edge, a value-change watcher on ``error`` records that event, the :class:`Host` model answers
+``host_req``, the :class:`LayerProbe` wakes only at the golden layer boundaries and the hazard monitor
+(below) is the one part that samples every cycle (a few one-bit signals; the payloads only on a
+handshake). Then the outputs
 come back through ``act_rd``/``act_data`` (random idle and back-pressure), the status block and the
 crossbar levels (``peek``) are read combinationally. Several runs (one input batch each) follow each
 other with a reset in between; cells survive it, so run k > 0 is the steady state of run k − 1.
@@ -22,6 +23,13 @@ late) check everything that does not count time exactly and the cycle count only
 With ``reset_at`` >= 0 the first run is reset in that cycle, the inputs are loaded again and the program
 runs once more; its expectation is computed here from the levels the interrupted run left.
 
+A hazard monitor (``monitor.py``) samples every cycle of every run: at each COMPUTE start every crossbar
+the round reads must hold all rows of the WRITE it waits for, with the tile entry's tag; at each WRITE
+programming start no running COMPUTE may read the crossbar. In undisturbed runs its recorded starts
+(every WRITE's A_start, B_start, B_fin, every E_start) must equal the golden run's, and
+``sim_models.hazards`` replays the golden model on the case's program (``$ARAS_PROGRAM``, pickled by
+``system.py``) to say which interlock rule decided each start; the counts go into the run record.
+
 ``$ARAS_REPORT`` names a JSON file that receives every golden/RTL figure of every run (``aras verify``).
 """
 
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from pathlib import Path
 
@@ -40,7 +49,8 @@ from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, Timer
 from aras import isa
 from aras.trace import Trace
 from hw.top import Top, status_names
-from sim_models import host
+from sim_models import hazards, host
+from verif.cocotb.monitor import Monitor, ProgramView, compare_starts
 from verif.cocotb.system_vectors import EXEC_COUNTERS, checksum, expected, make_case
 from verif.cocotb.tb import (
     TB,
@@ -250,10 +260,11 @@ async def dram_stalls(tb: TB, p: float, stop: list[bool]) -> int:
     return n
 
 
-async def run(tb: TB, limit: int, watches: list[Watch], probe: LayerProbe | None = None,
-              stall: float = 0.0) -> tuple[int | None, float, float]:
-    """Strobe ``start`` and wait for ``done`` (at most ``limit`` cycles). Returns (the cycle in which
-    ``done`` rose or None, wall seconds, CPU seconds of this process: the simulator with cocotb in it)."""
+async def run(tb: TB, limit: int, watches: list[Watch], monitor: Monitor, view: ProgramView,
+              probe: LayerProbe | None = None, stall: float = 0.0) -> tuple[int | None, float, float]:
+    """Strobe ``start`` and wait for ``done`` (at most ``limit`` cycles), ``monitor`` checking ``view``'s
+    hazards from cycle 0 on. Returns (the cycle in which ``done`` rose or None, wall seconds, CPU seconds
+    of this process: the simulator with cocotb in it)."""
     dut = tb.dut
     dut.start.value = 1
     await RisingEdge(tb.clk)
@@ -261,6 +272,7 @@ async def run(tb: TB, limit: int, watches: list[Watch], probe: LayerProbe | None
     origin = get_sim_time("ns")  # the edge that began cycle 0
     for w in watches:
         w.origin, w.rises = origin, []
+    monitor.start(view)
     if probe is not None:
         probe.start()
     stop = [False]
@@ -268,6 +280,7 @@ async def run(tb: TB, limit: int, watches: list[Watch], probe: LayerProbe | None
     t0, c0 = time.perf_counter(), time.process_time()
     fired = await First(RisingEdge(dut.done), Timer(limit * PERIOD, "ns"))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    monitor.stop()
     if stalls is not None:
         stop[0] = True
         await stalls
@@ -410,10 +423,12 @@ def _env_list(var: str) -> list[str]:
 @cocotb.test()
 async def program_run(dut):
     """Every case named in ``$ARAS_VECTORS`` (``os.pathsep``-separated; case k with its trace in
-    ``$ARAS_TRACE``'s k-th entry), one after the other on this design, each preceded by a reset."""
+    ``$ARAS_TRACE``'s and its pickled program in ``$ARAS_PROGRAM``'s k-th entry), one after the other on
+    this design, each preceded by a reset."""
     cfg = load_config()
-    files, traces = _env_list("ARAS_VECTORS"), _env_list("ARAS_TRACE")
-    assert files and len(traces) == len(files), "ARAS_VECTORS / ARAS_TRACE must name one file per case"
+    files, traces, progs = _env_list("ARAS_VECTORS"), _env_list("ARAS_TRACE"), _env_list("ARAS_PROGRAM")
+    assert files and len(traces) == len(files) == len(progs), \
+        "ARAS_VECTORS / ARAS_TRACE / ARAS_PROGRAM must name one file per case"
     vs = [load_vectors_file(f) for f in files]
     top = Top(cfg=cfg, **json.loads(str(vs[0]["top_params"])))
     tb = TB(dut, top, period_ns=PERIOD, seed=seed_from_env())
@@ -423,10 +438,14 @@ async def program_run(dut):
     gbuf = Gbuf(dut, cfg)
     hostm = Host(tb, gbuf, cfg.batch)
     errors = Watch(dut.error)
-    records, failures = [], []
-    for v, trace_dir in zip(vs, traces, strict=True):
-        hostm.bind(Trace.load(trace_dir), v)
-        runs, msgs = await run_case(tb, top, cfg, v, gbuf, hostm, errors)
+    monitor = Monitor(tb, cfg)
+    records, failures, initial = [], [], None
+    for v, trace_dir, prog_file in zip(vs, traces, progs, strict=True):
+        trace = Trace.load(trace_dir)
+        hostm.bind(trace, v)
+        prog = pickle.loads(Path(prog_file).read_bytes())
+        runs, msgs = await run_case(tb, top, cfg, v, gbuf, hostm, errors, monitor, (trace, prog, initial))
+        initial = v["exp_levels"][-1].astype(np.uint8)  # where the next case starts (checked equal to the cells)
         records.append({"case": str(v["case"]), "runs": runs})
         failures += msgs
         if msgs:
@@ -438,9 +457,36 @@ async def program_run(dut):
         raise AssertionError("; ".join(failures))
 
 
-async def run_case(tb: TB, top: Top, cfg, v: dict, gbuf: Gbuf, hostm: Host, errors: Watch) -> tuple[list, list]:
-    """All runs of one case (reset before each). Returns (run records, mismatch messages)."""
+def hazard_check(cfg, mon: Monitor, golden: tuple, label: str, disturbed: bool,
+                 cycles: int | None = None) -> tuple[dict, list[str]]:
+    """The monitor's verdict on the run that just ended and, undisturbed, its starts against the golden
+    run of ``golden`` = (trace, program, initial levels) and which rule decided each start (the golden
+    replay of ``sim_models.hazards``: the RTL starts are those starts once they are checked equal).
+    ``cycles``: the expectation's cycle count, which the replay must reproduce (same program, same cells)."""
+    chk = mon.checker
+    msgs = [f"hazard monitor: {m}" for m in chk.violations[:10]]
+    if len(chk.violations) > 10:
+        msgs.append(f"hazard monitor: {len(chk.violations) - 10} more violations")
+    rec = {"checked": dict(chk.checked), "violations": len(chk.violations)}
+    if not disturbed:
+        trace, prog, initial = golden
+        res = hazards.analyse(trace, prog, cfg, initial)
+        if res.run.cycles != cycles:
+            msgs.append(f"golden replay takes {res.run.cycles} cycles, the expectation {cycles} (wrong program "
+                        "or initial cells handed to the monitor)")
+        msgs += [f"monitored starts: {m}" for m in compare_starts(chk.starts, res.run.write_times, res.run.exec_times)]
+        c = res.counts()
+        rec.update(starts=c["starts"], **{m: c["measures"][m]["per_rule"] for m in ("decides", "direct", "sole")})
+    return rec, [f"{label}: {m}" for m in msgs]
+
+
+async def run_case(tb: TB, top: Top, cfg, v: dict, gbuf: Gbuf, hostm: Host, errors: Watch, mon: Monitor,
+                   golden: tuple) -> tuple[list, list]:
+    """All runs of one case (reset before each); ``golden`` = (trace, program, the levels run 0 starts from)
+    for the hazard monitor's golden replay. Returns (run records, mismatch messages)."""
     dut = tb.dut
+    trace, prog, initial = golden
+    view = ProgramView.from_image(v["program"].tobytes(), mon.per_pe)
     names = status_names(cfg, int(v["n_layers"]))
     stall = float(v["stall"])
     disturbed = stall > 0 or hostm.delay > 0
@@ -455,11 +501,15 @@ async def run_case(tb: TB, top: Top, cfg, v: dict, gbuf: Gbuf, hostm: Host, erro
         t_load = time.perf_counter() - t_load
         exp = {k: v[k][r] for k in v if k.startswith("exp_")}
         cyc = int(exp["exp_cycles"])
+        if r:
+            initial = v["exp_levels"][r - 1].astype(np.uint8)
+        hazard_msgs = []
         if reset_at >= 0:
             assert reset_at < cyc, f"reset_at {reset_at} is not inside the run ({cyc} cycles)"
-            got, _, _ = await run(tb, reset_at, [errors])
+            got, _, _ = await run(tb, reset_at, [errors], mon, view)
             assert got is None, f"{label}: done rose in cycle {got}, before the reset in cycle {reset_at}"
             assert not errors.rises, f"{label}: error rose before the reset: {errors.rises}"
+            hazard_msgs = hazard_check(cfg, mon, golden, f"{label} (until the reset)", True)[1]
             await Timer(1, "ns")  # in cycle reset_at
             await tb.reset(4)
             initial = await peek_levels(tb, cfg)
@@ -467,12 +517,13 @@ async def run_case(tb: TB, top: Top, cfg, v: dict, gbuf: Gbuf, hostm: Host, erro
             tb.log.info("reset in cycle %d: %d rows written by the interrupted run", reset_at, changed)
             assert 0 < changed, f"{label}: the interrupted run wrote no rows before cycle {reset_at}"
             case = make_case(str(v["case"]), cfg, int(v["seed"]), 1)
-            exp = expected(case, cfg, r, initial.astype(np.uint8))
+            initial = initial.astype(np.uint8)
+            exp = expected(case, cfg, r, initial)
             cyc = int(exp["exp_cycles"])
             label += f" (after a reset in cycle {reset_at})"
             await load(tb, cfg, v, r, top.dram._nl, program=False)  # the first run may have reused the input's space
         probe = None if disturbed else LayerProbe(tb, gbuf, names, {**v, "exp_status": [exp["exp_status"]]}, 0)
-        got, wall, cpu = await run(tb, 4 * cyc + 1000, [errors], probe, stall)
+        got, wall, cpu = await run(tb, 4 * cyc + 1000, [errors], mon, view, probe, stall)
         if got is None:
             raise AssertionError(f"{label}: done did not rise within {4 * cyc + 1000} cycles (expected in cycle "
                                  f"{cyc}); error rose in cycles {errors.rises}, host served layers {hostm.served}")
@@ -485,8 +536,10 @@ async def run_case(tb: TB, top: Top, cfg, v: dict, gbuf: Gbuf, hostm: Host, erro
         msgs = compare(cfg, v, exp, got, status, outs, levels, errors.rises, label, disturbed)
         if probe is not None:
             msgs += compare_layers(v, exp, probe, label)
+        hazard_rec, more = hazard_check(cfg, mon, (trace, prog, initial), label, disturbed, cyc)
+        msgs += hazard_msgs + more
         rec = run_record(v, names, exp, got, status, probe, wall, cpu, outs)
-        rec.update(load_s=t_load, mismatches=msgs, host_layers=list(hostm.served))
+        rec.update(load_s=t_load, mismatches=msgs, host_layers=list(hostm.served), hazards=hazard_rec)
         records.append(rec)
         failures += msgs
         hostm.served.clear()
