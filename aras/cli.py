@@ -105,34 +105,8 @@ def _load_batch(path: str, what: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- provenance
-_NOTES_SPLIT = re.compile(r"; samples: |,\s*(?=(?:synthetic |real )?(?:inputs|token ids)\b|N\(0, ?1\) inputs)")
-
-
-def split_notes(notes: str | None) -> tuple[str, str | None]:
-    """A trace's ``notes`` as (where the weights come from, where its stored samples come from or None):
-    the samples part follows ``"; samples: "`` (the committed LeNet-5 trace, ``aras import-onnx``) or is
-    the trailing ``, ... inputs`` / ``, ... token ids`` of the built-in models' notes."""
-    parts = _NOTES_SPLIT.split(notes or "", maxsplit=1)
-    return parts[0], (parts[1] if len(parts) > 1 else None)
-
-
-_SYNTHETIC_INPUTS = re.compile(r"synthetic (inputs|token|samples)|N\(0, ?1\) inputs|all-zero input", re.I)
-
-
-def samples_kind(tr) -> str:
-    """Whether the trace's stored samples are ``real`` or ``synthetic`` data, as far as the trace says:
-    synthetic when its notes say so, real when they carry labels (accuracy is measured on them)."""
-    _, s = split_notes(tr.notes)
-    if _SYNTHETIC_INPUTS.search(tr.notes or "") or (s is not None and "synthetic" in s.lower()):
-        return "synthetic"
-    if tr.labels is not None:
-        return "real (labelled)"
-    return "real or synthetic: not stated in the trace"
-
-
-def weights_line(weights: str, notes: str | None) -> str:
-    w, _ = split_notes(notes)
-    return f"weights: {weights} — {w or 'the trace has no notes on their source'}"
+# what the weights and inputs are: in aras/report.py, shared with aras verify's terminal output and report
+from .report import samples_kind, split_notes, weights_line  # noqa: E402
 
 
 def _model_origin(ref: str) -> str:
@@ -151,17 +125,54 @@ def cmd_models(args) -> int:
 
 def cmd_config(args) -> int:
     from .config import Config, load
+    from .devices import DEVICES, listing
 
-    cfg = load(args.config)
-    src = Config.sources()
-    paper = Config().to_dict()
+    if args.devices:
+        if args.config is not None or args.device is not None:
+            raise ArasError("--devices lists the device presets; give it alone (aras config --devices)")
+        print("\n".join(listing()))
+        return 0
+    if args.config is None:
+        raise ArasError("config: give a preset name or a .toml/.json file (or --devices to list the device presets)")
+    cfg = load(args.config, device=args.device)
+    dev = DEVICES[cfg.device]
+    src = {**Config.sources(), **{k: s for k, s in dev.sources().items() if getattr(cfg, k) == dev.values()[k]}}
+    paper = {**Config().to_dict(), **{k: getattr(cfg, k) for k in dev.fields if getattr(cfg, k) == dev.values()[k]}}
     print(f"# config {cfg.name}: {cfg.n_xbars} crossbars of {cfg.xbar_rows}x{cfg.xbar_cols} {cfg.cell_bits}-bit cells, "
           f"ADC exact width {cfg.adc_exact_bits} bits")
     for k, v in cfg.to_dict().items():
         val = json.dumps(v)
         why = src[k] if v == paper[k] or k == "name" else f"{cfg.name}: set for this config (paper: {src[k]})"
+        if k == "device":
+            why = f"device preset: {dev.summary} (aras config --devices)"
+        if k in _derived_tables(cfg, dev):
+            why = f"derived from pulses_per_level and e_set_pj/e_reset_pj ({src[k]})"
         print(f"{k} = {val:<28} # {why}" if len(val) <= 28 else f"{k} = {val}\n    # {why}")
     return 0
+
+
+def _derived_tables(cfg, dev) -> tuple[str, ...]:
+    """The write tables of ``cfg`` that are the ones its cell fields build (aras/config.py), when a device set them."""
+    if cfg.device == "nvsim-sample" or any(getattr(cfg, k) != v for k, v in dev.values().items()):
+        return ()
+    from .config import from_dict
+
+    d = cfg.to_dict()
+    ref = from_dict({k: v for k, v in d.items() if k not in ("write_pulses", "write_energy_pj")})
+    return tuple(t for t in ("write_pulses", "write_energy_pj") if getattr(ref, t) == getattr(cfg, t))
+
+
+def _run_config(args, mode: str | None = None):
+    """The config of simulate/compare: --config, then --device, --tpu-array, --tpu-dataflow, --batch."""
+    from . import config as C
+
+    tpu = [f for f, v in (("--tpu-array", args.tpu_array), ("--tpu-dataflow", args.tpu_dataflow)) if v is not None]
+    if tpu and mode not in (None, "tpu"):
+        raise ArasError(f"{', '.join(tpu)}: only for the TPU-like baseline (--mode tpu); this run is {mode}")
+    cfg = C.with_tpu(C.load(args.config, device=args.device), args.tpu_array, args.tpu_dataflow)
+    if args.batch:
+        cfg = cfg.replace(batch=args.batch)
+    return cfg
 
 
 def cmd_import_onnx(args) -> int:
@@ -171,10 +182,11 @@ def cmd_import_onnx(args) -> int:
         raise ArasError(f"-o {args.out}: exists and is not a trace directory (import-onnx replaces the "
                         "directory it writes); give a new or empty directory")
     from .importers.onnx_import import has_quant_params, load_onnx
+    from .importers.onnx_normalise import parse_input_shapes
     from .models import ModelSource
     from .quantize import quantize
 
-    g = load_onnx(args.model)
+    g = load_onnx(args.model, parse_input_shapes(args.input_shape))
     if args.calib is None:
         if not has_quant_params(g):
             raise ArasError(f"{args.model}: float graph without quantization parameters: give calibration "
@@ -200,7 +212,28 @@ def cmd_import_onnx(args) -> int:
     tr.save(args.out)
     print(f"wrote {args.out}: {len(tr.layers)} layers ({len(tr.weight_layers())} on crossbars), "
           f"{len(tr.samples)} samples, weights {tr.weights}")
+    _import_report(args, g, tr, calib)
     return 0
+
+
+def _import_report(args, g, tr, calib) -> None:
+    """Host-path layers by name, and per output the int8 golden model against a float run of the ONNX graph."""
+    from . import config as C
+    from .importers.onnx_accuracy import accuracy, host_layers_line
+    from .importers.onnx_import import load_model
+
+    line = host_layers_line(tr)
+    if line:
+        print(line)
+    if args.calib is None:
+        print("accuracy: not measured (no --calib inputs to run)")
+        return
+    x = np.asarray(calib[: min(len(calib), 16)], dtype=np.float64)
+    rows, runtime = accuracy(load_model(args.model), tr, g, x, C.load("paper"))
+    for r in rows:
+        print(f"accuracy of {r['output']}: cosine {r['cosine']:.4f}, max |error| {r['max_abs_error']:.4g} "
+              f"({r['max_abs_error'] / r['scale']:.1f} output steps; max |float| {r['max_ref']:.4g}) — int8 golden "
+              f"model vs {runtime} on the first {len(x)} calibration inputs")
 
 
 # ---------------------------------------------------------------------------------------------- simulate
@@ -253,6 +286,7 @@ def run_spec(args) -> tuple[str, str, object]:
     if knobs and mode != "aras":
         why = {"baseline": "the baseline PUM has every ARAS optimization off already (no overlap, so no "
                            "look-ahead)",
+               "baseline-resident": "the resident baseline PUM is the baseline PUM keeping its tiles",
                "ideal": "the ideal PUM has no write schedule (every layer resident, writes not counted)",
                "tpu": "the TPU-like baseline has no ReRAM write schedule"}[mode]
         raise ArasError(f"{', '.join(knobs)}: {'ablations' if len(knobs) > 1 else 'an ablation'} of ARAS's "
@@ -348,8 +382,13 @@ def _print_perf(r: dict, run: str) -> None:
               + ", ".join(f"{k} {v:,}" for k, v in stalls.items()))
     if "lower_bound" in r:
         lb = r["lower_bound"]
-        print(f"lower bound{' (steady state)' if 'cold_start' in r else ''}: {lb['cycles']:,} cycles, "
-              f"write energy {lb['write_energy_j'] * 1e6:.2f} uJ")
+        print(f"lower bound{' (steady state)' if 'cold_start' in r else ''}: {lb['cycles']:,} cycles"
+              + (f", write energy {lb['write_energy_j'] * 1e6:.2f} uJ" if "write_energy_j" in lb else
+                 f" ({lb.get('rule', '')})"))
+    if r.get("mode") == "tpu" and r.get("tpu"):
+        from sim_models.tpu import area_line
+
+        print(f"{area_line(r['tpu'])}; dataflow {r['tpu']['dataflow']}")
     if r.get("host_work", {}).get("layers"):
         h = r["host_work"]
         print(f"host work: {h['layers']} layers ({', '.join(h['ops'])}), {h['flops_per_sample']:,} FLOPs per sample "
@@ -357,7 +396,6 @@ def _print_perf(r: dict, run: str) -> None:
 
 
 def cmd_simulate(args) -> int:
-    from . import config as C
     from .models import load_trace_or_model
     from .trace import check_fits, json_default
 
@@ -372,9 +410,7 @@ def cmd_simulate(args) -> int:
             check_output(path, flag)
     if args.outputs and args.json and os.path.abspath(args.outputs) == os.path.abspath(args.json):
         raise ArasError(f"--outputs and --json are the same file {args.outputs}")
-    cfg = C.load(args.config)
-    if args.batch:
-        cfg = cfg.replace(batch=args.batch)
+    cfg = _run_config(args, "functional" if args.functional_only else mode)
     tr = load_trace_or_model(args.model, progress=True)
     check_fits(tr, cfg)
     functional_run = not args.perf_only and (args.functional_only or args.inputs or args.outputs or args.limit
@@ -384,6 +420,10 @@ def cmd_simulate(args) -> int:
     print(f"{tr.name}: {_model_origin(args.model)}, config {cfg.name}"
           + ("" if args.functional_only else f", mode {run}"))
     print(weights_line(tr.weights, tr.notes))
+    hosts = [ly for ly in tr.layers if ly.on_host]
+    if hosts:
+        print(f"host path: {len(hosts)} layer{'s' * (len(hosts) != 1)}: "
+              + ", ".join(f"{ly.name} ({ly.op})" for ly in hosts))
     if functional_run:
         print(f"inputs: {what}")
     else:
@@ -412,6 +452,7 @@ def cmd_simulate(args) -> int:
         _atomic_write(Path(args.outputs), write_npz)
         print(f"wrote {args.outputs}")
     if args.json:
+        report["host_layers"] = [{"name": ly.name, "op": ly.op} for ly in hosts]  # the host path, per node
         text = json.dumps(report, indent=1, default=json_default) + "\n"
         _atomic_write(Path(args.json), lambda p: p.write_text(text))
         print(f"wrote {args.json}")
@@ -449,13 +490,10 @@ def _report_failures(data: dict) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import config as C
     from . import experiments, report
 
     check_output(args.out, "-o", "dir", ("results.json", "report.md", "report.html"))
-    cfg = C.load(args.config)
-    if args.batch:
-        cfg = cfg.replace(batch=args.batch)
+    cfg = _run_config(args)
     data = experiments.run_compare(args.models, cfg, args.out, command=_command(args), **_exec_kw(args))
     _print_models(data["models"])
     if data.get("failures"):
@@ -463,6 +501,11 @@ def cmd_compare(args) -> int:
         return _report_failures(data)
     for line in report.glance(data):
         print(line)
+    from sim_models.tpu import area_line
+
+    t0 = data["runs"][data["models"][0]["name"]]["tpu"].get("tpu")
+    if t0:
+        print(f"{area_line(t0)}; dataflow {t0['dataflow']}")
     print(f"wrote {Path(args.out) / 'report.md'} and report.html")
     return 0
 
@@ -556,10 +599,19 @@ def cmd_verilog(args) -> int:
 
 def cmd_verify(args) -> int:
     check_output(args.out, "-o", "dir", ("report.md", "report.html", "report.json"))
+    from sim_models.perf import MODEL_ONLY
+
     from . import config as C
     from .resources import machine_memory_gb, verify_job
     from .verify import run_verify
 
+    run, mode, opts = run_spec(args)  # simulate's modes and --no-* flags: compare's rows
+    if opts is None:
+        raise ArasError(f"--mode {args.mode}: a model-only mode, not run on the RTL: {MODEL_ONLY[mode]}")
+    if mode == "aras" and not opts.resident:
+        raise ArasError("--no-resident: residency only changes the steady-state program (scheduled from the cells "
+                        "a previous run left); aras verify runs the cold program in every run, so it would equal "
+                        "--mode aras (resident tiles on the RTL: verif/hw/test_top.py)")
     cfg = C.load(args.config)
     from hw.top import check_buildable
 
@@ -570,7 +622,8 @@ def cmd_verify(args) -> int:
     if mem and est.peak_gb > mem and not args.force:
         raise ArasError(f"config {cfg.name}: building its top for simulation needs about {est.peak_gb:.1f} GB, this "
                         f"machine has {mem:.1f} GB (--force tries anyway; a smaller config such as tiny fits)")
-    ok = run_verify(args.model, cfg, Path(args.out), mode=args.mode, runs=args.runs, seed=args.seed, sim=args.sim)
+    ok = run_verify(args.model, cfg, Path(args.out), mode=mode, runs=args.runs, seed=args.seed, sim=args.sim,
+                    opts=opts, run_name=run, command=_command(args))
     return 0 if ok else 1
 
 
@@ -598,6 +651,15 @@ def _add_ablation_flags(s) -> None:
                             f"{ABLATION_TEXT.get(a, a.replace('_', ' '))}")
 
 
+def _add_device_tpu_flags(p) -> None:
+    p.add_argument("--device", metavar="NAME", help="write-model device preset over the config's cell fields "
+                   "(aras config --devices; docs/devices.md)")
+    p.add_argument("--tpu-array", metavar="RxC", help="TPU-like baseline array rows x columns, e.g. 64x64 (default: "
+                   "the square array of ARAS's analog-compute area; docs/tpu.md)")
+    p.add_argument("--tpu-dataflow", metavar="DF", help="TPU-like baseline timing: ws (default, TPU v1 double-"
+                   "buffered weights) or ws-scalesim (SCALE-Sim 3.0 weight-stationary; docs/tpu.md)")
+
+
 def _add_exec_flags(p) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--jobs", type=int, help="worker processes of a local Dask cluster (default: all cores, memory "
@@ -617,7 +679,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("models", help="list the built-in models").set_defaults(fn=cmd_models)
     c = sub.add_parser("config", help="print a config with the source of every default")
-    c.add_argument("config", help="preset name (paper, paper-unbounded, tiny, tiny-adc) or a .toml/.json file")
+    c.add_argument("config", nargs="?",
+                   help="preset name (paper, paper-unbounded, tiny, tiny-adc) or a .toml/.json file")
+    c.add_argument("--device", metavar="NAME", help="apply a write-model device preset (aras config --devices)")
+    c.add_argument("--devices", action="store_true", help="list the device presets with the source of every constant")
     c.set_defaults(fn=cmd_config)
     im = sub.add_parser("import-onnx", help="import and quantize a float ONNX model into a layer trace")
     im.add_argument("model", help="MODEL.onnx")
@@ -627,6 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--labels", help="integer labels of the samples (.npy)")
     im.add_argument("--name", help="trace name (default: file stem)")
     im.add_argument("--weights", choices=("real", "synthetic"), help="label the weights (default real)")
+    im.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
+                    help="fix the dimensions of graph input NAME (symbolic ones included), e.g. x=1,3,48,192; "
+                         "repeatable")
     im.set_defaults(fn=cmd_import_onnx)
     s = sub.add_parser("simulate", help="run a model or trace through the golden model")
     s.add_argument("model", help="model name (aras models) or trace directory")
@@ -637,6 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="write a JSON report")
     s.add_argument("--limit", type=int, help="use only the first N inputs (default: all)")
     s.add_argument("--batch", type=int, help="override the config's batch size")
+    _add_device_tpu_flags(s)
     s.add_argument("--mode", metavar="MODE",
                    help="architecture model or run of `aras compare` (default aras): "
                         + ", ".join(_mode_names()) + "; no-X = ARAS with optimization X off, as --no-X")
@@ -653,6 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", required=True, help="report directory")
     _add_exec_flags(c)
     c.add_argument("--batch", type=int, help="override the config's batch size (default: the config's)")
+    _add_device_tpu_flags(c)
     c.set_defaults(fn=cmd_compare)
 
     def vals(k):
@@ -706,20 +776,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="verilator --lint-only -Wall on the whole design, or module by module with stubs of "
                         "each module's submodules (auto: whole up to 64 MB of text; see hw/lint.py)")
     v.set_defaults(fn=cmd_verilog)
-    from sim_models.scheduler import MODES
-
     f = sub.add_parser("verify", help="run a model through the generated RTL and the golden model side by side")
     f.add_argument("model", help="model name (aras models) or trace directory")
     f.add_argument("--config", default="tiny", help="preset name or .toml/.json file (default tiny)")
     f.add_argument("-o", "--out", required=True, help="report directory (report.md, report.html, report.json)")
-    f.add_argument("--mode", default="aras", choices=list(MODES), help="scheduling mode or ablation (default aras)")
+    f.add_argument("--mode", metavar="MODE",
+                   help="as simulate's --mode (default aras): " + ", ".join(_mode_names()) + "; ideal, "
+                        "baseline-resident, tpu (model-only) and no-resident are refused with the reason")
+    _add_ablation_flags(f)
+    f.add_argument("--lookahead", type=int, help="max rounds writes may run ahead of execution (default unbounded)")
     f.add_argument("--runs", type=int, default=1, help="back-to-back runs (run k > 0: steady state), one input "
                    "batch each (default 1)")
     f.add_argument("--seed", type=int, default=0, help="selects the input samples (default 0)")
     f.add_argument("--sim", choices=("verilator", "icarus"), default=None,
                    help="simulator (default: $SIM, else Verilator when installed, else Icarus)")
     f.add_argument("--force", action="store_true", help="run even if the memory estimate exceeds this machine's")
-    f.set_defaults(fn=cmd_verify)
+    f.set_defaults(fn=cmd_verify, functional_only=False)
     return ap
 
 

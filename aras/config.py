@@ -70,16 +70,22 @@ class Config:
     t_verify_ns: float = _f(10.0, "program-and-verify: one read (NeuroSim 10 ns) per pulse")
     t_reset_ns: float = _f(10.0, "NVSim ResetPulse 10 ns (blind write resets every cell first)")
     # --- write tables (indexed [old level][new level]) ----------------------------------------------
+    pulses_per_level: int = _f(1, "NVSim sample_RRAM cell (device 'nvsim-sample'): one program-and-verify pulse "
+                                  "per level step; builds the default write_pulses table (docs/devices.md)")
     write_pulses: tuple[tuple[int, ...], ...] = _f(
-        (), "default: |new - old| pulses (one program-and-verify pulse per level step)")
+        (), "default: |new - old| x pulses_per_level pulses (program-and-verify iterations per level step)")
     write_energy_pj: tuple[tuple[float, ...], ...] = _f(
         (), "default: pulses x 0.6 pJ (NVSim sample_RRAM cell, SET and RESET)")
     e_set_pj: float = _f(0.6, "NVSim sample_RRAM.cell: 0.6 pJ per SET pulse")
     e_reset_pj: float = _f(0.6, "NVSim sample_RRAM.cell: 0.6 pJ per RESET pulse (also blind-write reset)")
+    device: str = _f("nvsim-sample", "write-model device preset the cell fields come from (aras/devices.py, "
+                                     "docs/devices.md; `aras config --devices`); a label, the fields decide")
     # --- DRAM -------------------------------------------------------------------------------------
     dram_latency_cycles: int = _f(100, "our choice: ~100 ns DRAM access latency at 1 GHz")
     dram_bytes_per_cycle: int = _f(16, "one DDR4-2133 x64 channel ~17 GB/s -> 16 B/cycle at 1 GHz")
     dram_pj_per_bit: float = _f(20.0, "Horowitz ISSCC 2014: 1.3-2.6 nJ per 64-bit DRAM access (20-40 pJ/bit)")
+    broadcast_writes: bool = _f(False, "our choice, off = the v1 contract the RTL implements: replicas of a tile "
+                                      "re-sent from one DRAM fetch (docs/architecture.md section 9.8; model only)")
     # --- energy / area: published component figures; per-event values are derived (properties) ----------
     e_adc8_pj: float = _f(1.5625, "ISAAC 8-bit ADC 2 mW at 1.28 GS/s (PUMA constants.py 1.8 + 0.2 mW); "
                                   "scaled x 2^(adc_bits - 8) (constant Walden FOM; MNSIM 10-bit 4.6 pJ agrees)")
@@ -101,6 +107,12 @@ class Config:
     area_vector_lane_mm2: float = _f(0.004, "PUMA ALU 0.00567 mm2 x 32/45, per lane")
     # --- run --------------------------------------------------------------------------------------
     batch: int = _f(1, "brief: batch size default 1")
+    # --- TPU-like baseline (sim_models/tpu.py, docs/tpu.md); not part of ARAS's hardware ----------------
+    tpu_rows: int = _f(0, "docs/tpu-baseline.md section 6: 0 = the square array of ARAS's analog-compute area "
+                          "(tpu_config); else the array rows (--tpu-array RxC), tpu_cols too")
+    tpu_cols: int = _f(0, "0 = area-matched (with tpu_rows = 0); else the array columns (--tpu-array RxC)")
+    tpu_dataflow: str = _f("ws", "docs/tpu.md: ws = TPU v1 weight-stationary with double-buffered weights; "
+                                 "ws-scalesim = SCALE-Sim 3.0 weight-stationary timing (--tpu-dataflow)")
     # --- faults (docs/architecture.md section 8.7) --------------------------------------------------
     max_verify_pulses: int = _f(255, "our choice: program-and-verify gives a cell up after this many pulses; "
                                      "255 = the most level steps of any cell (L - 1 <= 255), so every default "
@@ -113,11 +125,11 @@ class Config:
         levels = self.levels
         if not self.write_pulses:
             object.__setattr__(self, "write_pulses", tuple(
-                tuple(abs(n - o) for n in range(levels)) for o in range(levels)))
+                tuple(abs(n - o) * self.pulses_per_level for n in range(levels)) for o in range(levels)))
         if not self.write_energy_pj:
             object.__setattr__(self, "write_energy_pj", tuple(
-                tuple(float(abs(n - o) * (self.e_set_pj if n > o else self.e_reset_pj)) for n in range(levels))
-                for o in range(levels)))
+                tuple(float(abs(n - o) * self.pulses_per_level * (self.e_set_pj if n > o else self.e_reset_pj))
+                      for n in range(levels)) for o in range(levels)))
         self._check_tables()
         self._validate()
 
@@ -264,6 +276,18 @@ class Config:
             if f.name.endswith("_ns") and getattr(self, f.name) * self.clock_ghz > MAX_VALUE:
                 bad(f.name, f"gives {getattr(self, f.name) * self.clock_ghz:.3g} cycles at clock_ghz="
                             f"{self.clock_ghz}; must be <= 2**40")
+        if (self.tpu_rows == 0) != (self.tpu_cols == 0):
+            bad("tpu_rows" if self.tpu_rows == 0 else "tpu_cols",
+                f"must be set with {'tpu_cols' if self.tpu_rows == 0 else 'tpu_rows'} (both 0 = area-matched array), "
+                f"got tpu_rows={self.tpu_rows}, tpu_cols={self.tpu_cols}")
+        if self.tpu_rows * self.tpu_cols > MAX_VALUE:
+            bad("tpu_rows", f"gives {self.tpu_rows * self.tpu_cols} MACs (tpu_rows x tpu_cols); must be <= 2**40")
+        if self.tpu_dataflow not in TPU_DATAFLOWS:
+            bad("tpu_dataflow", f"must be one of {', '.join(TPU_DATAFLOWS)}, got {self.tpu_dataflow!r}")
+        from .devices import DEVICES
+
+        if self.device not in DEVICES:
+            bad("device", f"is not a device preset ({', '.join(DEVICES)}), got {self.device!r}")
         if self.weight_bits != 8:
             bad("weight_bits", f"must be 8 (int8 weights), got {self.weight_bits}")
         if self.act_bits != 8:
@@ -347,9 +371,10 @@ class Config:
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 MAX_VALUE = 1 << 40  # bound of every numeric field and of the sizes/times they multiply out to (int64-safe)
 _ZERO_OK = ("host_handoff_cycles", "dram_latency_cycles", "vector_latency", "post_latency", "fetch_ports",
-            "psum_lanes", "post_lanes")
+            "psum_lanes", "post_lanes", "tpu_rows", "tpu_cols")
 _TABLES = ("write_pulses", "write_energy_pj")
-_CELL_PARAMS = ("cell_bits", "e_set_pj", "e_reset_pj")
+_CELL_PARAMS = ("cell_bits", "e_set_pj", "e_reset_pj", "pulses_per_level")
+TPU_DATAFLOWS = ("ws", "ws-scalesim")
 _EXACT_TYPES = {"bool": bool, "str": str}
 
 
@@ -380,15 +405,25 @@ def _show(v) -> str:
 
 def from_dict(d: dict, source: str = "config") -> Config:
     """Build a config from a flat mapping; a ``base`` key names the preset it overrides."""
+    from .devices import DEVICES
+
     d = dict(d)
     base = d.pop("base", None)
     if base is not None and not isinstance(base, str):
         raise ArasError(f"{source}: field 'base' must be a preset name, got {base!r}")
+    if base in DEVICES and base not in PRESETS:  # base = "<device>": paper with that device
+        d.setdefault("device", base)
+        base = "paper"
+    dev = d.get("device")
+    if dev is not None and (not isinstance(dev, str) or dev not in DEVICES):
+        raise ArasError(f"{source}: field 'device' must be a device preset ({', '.join(DEVICES)}), got {dev!r}")
     merged = {} if base is None else preset(base).to_dict()
+    if dev is not None:  # the device's cell fields over the base, under the file's own fields
+        merged.update(DEVICES[dev].values())
     if base is not None:
         # Derived write tables follow the base's cell parameters unless given explicitly.
         for t in _TABLES:
-            if t not in d and any(k in d for k in _CELL_PARAMS):
+            if t not in d and (dev is not None or any(k in d for k in _CELL_PARAMS)):
                 merged.pop(t, None)
     for k, v in d.items():
         if k not in _FIELDS:
@@ -426,8 +461,13 @@ def preset(name: str) -> Config:
     return from_dict(dict(PRESETS[name]), source=f"preset {name!r}")
 
 
-def load(name_or_path: str) -> Config:
-    """A preset name, or a TOML/JSON file (flat keys, optional ``base = "<preset>"``)."""
+def load(name_or_path: str, device: str | None = None) -> Config:
+    """A preset name, or a TOML/JSON file (flat keys, optional ``base = "<preset>"`` or ``"<device>"``, optional
+    ``device = "<device>"``); ``device`` (``--device``) then sets that device's cell fields (aras/devices.py)."""
+    if device is not None:
+        from .devices import with_device
+
+        return with_device(load(name_or_path), device)
     if name_or_path in PRESETS:
         return preset(name_or_path)
     p = Path(name_or_path)
@@ -446,3 +486,29 @@ def load(name_or_path: str) -> Config:
     except ArasError as e:  # every message names the file
         msg = str(e)
         raise ArasError(msg if msg.startswith(f"{p}:") else f"{p}: {msg}") from None
+
+
+def parse_tpu_array(text: str, flag: str = "--tpu-array") -> tuple[int, int]:
+    """``"RxC"`` (e.g. ``64x64``) -> (R, C), both whole numbers >= 1; a one-line error naming ``flag``."""
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ArasError(f"{flag} {text!r}: must be ROWSxCOLS, e.g. 64x64")
+    r, c = (int(p) for p in parts)
+    if r < 1 or c < 1:
+        raise ArasError(f"{flag} {text!r}: rows and columns must be >= 1")
+    if r * c > MAX_VALUE:
+        raise ArasError(f"{flag} {text!r}: {r * c} MACs; must be <= 2**40")
+    return r, c
+
+
+def with_tpu(cfg: Config, array: str | None = None, dataflow: str | None = None) -> Config:
+    """``cfg`` with the TPU-like baseline's ``--tpu-array RxC`` (fields ``tpu_rows``, ``tpu_cols``; overrides the
+    area matching) and ``--tpu-dataflow`` (field ``tpu_dataflow``) where given."""
+    kw: dict = {}
+    if array is not None:
+        kw["tpu_rows"], kw["tpu_cols"] = parse_tpu_array(array)
+    if dataflow is not None:
+        if dataflow not in TPU_DATAFLOWS:
+            raise ArasError(f"--tpu-dataflow {dataflow!r}: must be one of {', '.join(TPU_DATAFLOWS)}")
+        kw["tpu_dataflow"] = dataflow
+    return cfg.replace(**kw) if kw else cfg

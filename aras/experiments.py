@@ -28,7 +28,9 @@ from .execution import run as execute
 from .trace import Trace, check_fits
 
 ABLATIONS = ("overlap", "reencode", "diff_write", "placement", "bank_select")
-MODES = ("aras", "baseline", "ideal", "tpu")
+MODES = ("aras", "baseline", "baseline-resident", "ideal", "tpu")
+# run only for networks whose tiles all fit the crossbars (sim_models.perf.fits); else a "not_run" entry
+FIT_ONLY = ("baseline-resident",)
 ENDURANCE = tuple(10.0 ** e for e in range(6, 13))  # write cycles a cell survives: 1e6 ... 1e12
 
 SWEEP_PARAMS = {
@@ -203,7 +205,13 @@ def summarize(runs: dict[str, dict]) -> dict:
     def e(r, k="total"):
         return r["energy_j"][k]
 
+    br = runs.get("baseline-resident")
+    br = br if br and "cycles" in br else None  # run only when the network fits
+
     s = {
+        "fits": br is not None,
+        "speedup_vs_baseline_resident": _ratio(br["latency_s"], a["latency_s"]) if br else None,
+        "energy_saving_vs_baseline_resident": 1 - _ratio(e(a), e(br)) if br else None,
         "speedup_vs_baseline": _ratio(b["latency_s"], a["latency_s"]),
         "speedup_vs_tpu": _ratio(t["latency_s"], a["latency_s"]),
         "energy_saving_vs_baseline": 1 - _ratio(e(a), e(b)),
@@ -271,14 +279,21 @@ def run_compare(models: list, cfg, out_dir, jobs: int | None = None, progress: b
         check_fits(m.trace, cfg)
     names = compare_runs()
     tasks = []
+    from sim_models.perf import fits, n_tiles
+
+    not_run = {}
     for m in ms:
         for run in names:
+            if run in FIT_ONLY and not fits(m.trace, cfg):
+                not_run[(m.trace.name, run)] = {
+                    "mode": run, "not_run": f"{n_tiles(m.trace, cfg):,} tiles do not fit the {cfg.n_xbars} crossbars"}
+                continue
             mode, ov = (run, ()) if run in MODES else ("aras", ((run[3:], False),))
             tasks.append(Task((m.trace.name, run), simulate_run, (cfg, mode, ov), m.trace.name,
                               {"model": m.trace.name, "run": run}, _cost(mode, m.n_weights)))
     out = execute(tasks, {m.trace.name: m.trace for m in ms}, jobs=jobs, scheduler=scheduler, cache=_cache(cache),
                   progress=progress, desc="compare", weights=max(m.n_weights for m in ms))
-    res = out.by_key(tasks)
+    res = out.by_key(tasks) | not_run
     for f in out.failures:
         res[f.key] = {"error": f"failed: {f.error}", "mode": f.key[1]}
     runs = {m.trace.name: {r: res[(m.trace.name, r)] for r in names} for m in ms}

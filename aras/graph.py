@@ -21,10 +21,24 @@ prelu            1         slope (C,)              --
 flatten          1         --                      -- (C-order, like torch.flatten(x, 1))
 reshape          1         --                      shape (without batch)
 softmax          1         --                      axis (of the unbatched shape, default -1; host)
-layernorm        1         gamma, beta             eps (host)
-gelu             1         --                      -- (host)
+layernorm        1         gamma, beta             eps (host; over the last axis)
+gelu             1         --                      approximate ("tanh"; absent = erf) (host)
 attention        3 (q,k,v) --                      heads (host)
+sigmoid          1         --                      -- (host)
+hardsigmoid      1         --                      alpha, beta: clip(alpha*x + beta, 0, 1) (host)
+hardswish        1         --                      alpha, beta: x * hardsigmoid(x) (host)
+silu             1         --                      alpha: x * sigmoid(alpha*x) (host)
+mul              2         --                      -- (host; numpy broadcasting of equal-rank shapes)
+matmul           2         --                      alpha: alpha * (a @ b), leading dims broadcast (host)
+transpose        1         --                      perm (of the unbatched axes) (host)
+concat           >= 1      --                      axis (of the unbatched shape) (host)
+slice            1         --                      axes, starts, steps, counts (host; start + k*step, k < count)
+resize           1         --                      size (oh, ow), scales (sh, sw), mode, coord, nearest (host)
+upsample         1         --                      up (sh, sw), border (t, l, b, r): zero insertion (host)
 ===============  ========  ======================  ==============================================
+
+``upsample`` inserts ``up - 1`` zeros between neighbouring pixels and pads (or, negative, crops) the
+border with zeros: the data movement of a ConvTranspose lowered to a stride-1 ``conv2d``.
 """
 
 from __future__ import annotations
@@ -40,9 +54,16 @@ WEIGHT_OPS = ("conv2d", "linear")
 ACT_OPS = ("relu", "relu6", "clamp", "leaky_relu", "prelu")
 POOL_OPS = ("maxpool", "avgpool", "gap")
 SHAPE_OPS = ("flatten", "reshape")
-HOST_OPS = ("softmax", "layernorm", "gelu", "attention")
+HOST_OPS = ("softmax", "layernorm", "gelu", "attention", "sigmoid", "hardsigmoid", "hardswish", "silu", "mul",
+            "matmul", "transpose", "concat", "resize", "upsample", "slice")
 ALL_OPS = WEIGHT_OPS + ACT_OPS + POOL_OPS + SHAPE_OPS + HOST_OPS + ("add",)
-N_INPUTS = {"add": 2, "attention": 3}
+N_INPUTS = {"add": 2, "attention": 3, "mul": 2, "matmul": 2}
+HOST_ELEMENTWISE = ("sigmoid", "hardsigmoid", "hardswish", "silu")
+
+
+def n_inputs_ok(op: str, n: int) -> bool:
+    """Whether ``op`` takes ``n`` inputs (``concat`` takes any positive number)."""
+    return n >= 1 if op == "concat" else n == N_INPUTS.get(op, 1)
 
 
 @dataclass
@@ -92,8 +113,9 @@ class FloatGraph:
             if n.name in names:
                 raise ArasError(f"{where}: duplicate node name")
             names.add(n.name)
-            if len(n.inputs) != N_INPUTS.get(n.op, 1):
-                raise ArasError(f"{where}: expects {N_INPUTS.get(n.op, 1)} inputs, got {len(n.inputs)}")
+            if not n_inputs_ok(n.op, len(n.inputs)):
+                want = "at least 1" if n.op == "concat" else N_INPUTS.get(n.op, 1)
+                raise ArasError(f"{where}: expects {want} inputs, got {len(n.inputs)}")
             for t in n.inputs:
                 if t not in shapes:
                     raise ArasError(f"{where}: input tensor {t!r} is not produced before this node")
@@ -184,8 +206,53 @@ def _infer(n: FNode, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
         if n.params["slope"].shape != (s[0],):
             raise ArasError(f"node {n.name!r}: prelu slope shape {n.params['slope'].shape} != ({s[0]},)")
         return s
-    if n.op in ACT_OPS or n.op in ("softmax", "gelu"):
+    if n.op in ACT_OPS or n.op in ("softmax", "gelu") or n.op in HOST_ELEMENTWISE:
         return s
+    if n.op == "mul":
+        if len(ins[0]) != len(ins[1]):
+            raise ArasError(f"node {n.name!r}: mul of ranks {len(ins[0])} and {len(ins[1])}; equal ranks needed")
+        return tuple(int(d) for d in np.broadcast_shapes(ins[0], ins[1]))
+    if n.op == "matmul":
+        a_, b_ = ins
+        if len(a_) != len(b_) or len(a_) < 2 or a_[-1] != b_[-2]:
+            raise ArasError(f"node {n.name!r}: matmul of {a_} and {b_} needs equal ranks >= 2 and a[-1] == b[-2]")
+        return tuple(int(d) for d in np.broadcast_shapes(a_[:-2], b_[:-2])) + (a_[-2], b_[-1])
+    if n.op == "transpose":
+        perm = [int(p) for p in a["perm"]]
+        if sorted(perm) != list(range(len(s))):
+            raise ArasError(f"node {n.name!r}: perm {perm} is not a permutation of the {len(s)} unbatched axes")
+        return tuple(s[p] for p in perm)
+    if n.op == "concat":
+        ax = int(a["axis"])
+        ax = ax + len(s) if ax < 0 else ax
+        if not 0 <= ax < len(s) or any(len(t) != len(s) or t[:ax] + t[ax + 1:] != s[:ax] + s[ax + 1:] for t in ins):
+            raise ArasError(f"node {n.name!r}: cannot concatenate {list(ins)} on axis {a['axis']}")
+        return s[:ax] + (sum(t[ax] for t in ins),) + s[ax + 1:]
+    if n.op == "slice":
+        out = list(s)
+        for ax, cnt in zip(a["axes"], a["counts"], strict=True):
+            if not 0 <= int(ax) < len(s) or int(cnt) < 1:
+                raise ArasError(f"node {n.name!r}: slice axis {ax} / count {cnt} does not fit {s}")
+            out[int(ax)] = int(cnt)
+        for ax, st, sp, cnt in zip(a["axes"], a["starts"], a["steps"], a["counts"], strict=True):
+            last = int(st) + (int(cnt) - 1) * int(sp)
+            if not (0 <= int(st) < s[int(ax)] and 0 <= last < s[int(ax)]) or int(sp) == 0:
+                raise ArasError(f"node {n.name!r}: slice of axis {ax} runs outside {s}")
+        return tuple(out)
+    if n.op == "resize":
+        oh, ow = _pair(a["size"], "size")
+        if len(s) != 3:
+            raise ArasError(f"node {n.name!r}: resize needs a (C, H, W) input, got {s}")
+        return (s[0], oh, ow)
+    if n.op == "upsample":
+        up = _pair(a["up"], "up")
+        t, le, bo, r = (int(v) for v in a["border"])
+        if len(s) != 3:
+            raise ArasError(f"node {n.name!r}: upsample needs a (C, H, W) input, got {s}")
+        oh, ow = (s[1] - 1) * up[0] + 1 + t + bo, (s[2] - 1) * up[1] + 1 + le + r
+        if oh < 1 or ow < 1:
+            raise ArasError(f"node {n.name!r}: border {a['border']} crops the whole map")
+        return (s[0], oh, ow)
     if n.op == "layernorm":
         if n.params["gamma"].shape != (s[-1],) or n.params["beta"].shape != (s[-1],):
             raise ArasError(f"node {n.name!r}: layernorm gamma/beta must have shape ({s[-1]},)")
@@ -244,7 +311,33 @@ def run_node(n: FNode, ins: list[np.ndarray]) -> np.ndarray:
     if n.op == "layernorm":
         return F.layernorm(x, p["gamma"], p["beta"], float(a.get("eps", 1e-12)))
     if n.op == "gelu":
-        return F.gelu(x)
+        return F.gelu_tanh(x) if a.get("approximate", "none") == "tanh" else F.gelu(x)
+    if n.op == "sigmoid":
+        return F.sigmoid(x)
+    if n.op == "hardsigmoid":
+        return F.hardsigmoid(x, float(a["alpha"]), float(a["beta"]))
+    if n.op == "hardswish":
+        return x * F.hardsigmoid(x, float(a["alpha"]), float(a["beta"]))
+    if n.op == "silu":
+        return x * F.sigmoid(float(a.get("alpha", 1.0)) * x)
+    if n.op == "mul":
+        return x * ins[1]
+    if n.op == "matmul":
+        return float(a.get("alpha", 1.0)) * np.matmul(x, ins[1])
+    if n.op == "transpose":
+        return np.transpose(x, [0] + [int(p) + 1 for p in a["perm"]])
+    if n.op == "concat":
+        ax = int(a["axis"])
+        return np.concatenate(ins, axis=ax if ax < 0 else ax + 1)
+    if n.op == "resize":
+        return F.resize(x, tuple(a["size"]), tuple(a["scales"]), a.get("mode", "nearest"),
+                        a.get("coord", "half_pixel"), a.get("nearest", "round_prefer_floor"))
+    if n.op == "slice":
+        for ax, st, sp, cnt in zip(a["axes"], a["starts"], a["steps"], a["counts"], strict=True):
+            x = np.take(x, int(st) + int(sp) * np.arange(int(cnt)), axis=int(ax) + 1)
+        return x
+    if n.op == "upsample":
+        return F.upsample_zeros(x, tuple(a["up"]), tuple(a["border"]))
     if n.op == "attention":
         return F.attention(x, ins[1], ins[2], int(a["heads"]))
     raise ArasError(f"node {n.name!r}: unsupported operator {n.op!r}")

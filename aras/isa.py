@@ -420,6 +420,9 @@ def encode(prog, trace, cfg) -> Image:
     dram = bytearray()
     for ins in prog.instrs:
         if isinstance(ins, Write):
+            if ins.bcast:
+                raise ArasError("encode: broadcast WRITEs (config broadcast_writes) are golden-model only; program "
+                                "format v1 has no such field (docs/architecture.md §9.8)")
             t = ins.tile
             flags = 0
             for j, f in enumerate(ins.flags):

@@ -125,3 +125,85 @@ def attention(q, k, v, heads: int):
     s = split(q) @ np.ascontiguousarray(split(k).transpose(0, 1, 3, 2)) / math.sqrt(hd)
     ctx = softmax(s, axis=-1) @ split(v)
     return ctx.transpose(0, 2, 1, 3).reshape(b, t, d)
+
+
+def gelu_tanh(x):
+    """tanh-approximated GELU (ONNX ``Gelu(approximate="tanh")``, GPT-2/PyTorch ``approximate="tanh"``):
+    x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def sigmoid(x):
+    """1 / (1 + e^−x), evaluated as (1 + tanh(x/2))/2 (no overflow for large |x|)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def hardsigmoid(x, alpha: float, beta: float):
+    """ONNX HardSigmoid: clip(alpha·x + beta, 0, 1)."""
+    return np.clip(alpha * np.asarray(x, dtype=np.float64) + beta, 0.0, 1.0)
+
+
+def _resize_coords(n_in: int, n_out: int, scale: float, coord: str) -> np.ndarray:
+    """Input coordinate of every output index (ONNX Resize ``coordinate_transformation_mode``; like
+    ONNX's reference, the output length in the formulas is the real ``scale · n_in``)."""
+    o = np.arange(n_out, dtype=np.float64)
+    w = scale * n_in
+    if coord == "half_pixel":
+        return (o + 0.5) / scale - 0.5
+    if coord == "pytorch_half_pixel":
+        return (o + 0.5) / scale - 0.5 if w != 1 else np.full(n_out, -0.5)
+    if coord == "asymmetric":
+        return o / scale
+    if coord == "align_corners":
+        return o * (n_in - 1) / (w - 1) if w != 1 else np.zeros(n_out)
+    if coord == "tf_half_pixel_for_nearest":
+        return (o + 0.5) / scale
+    if coord == "half_pixel_symmetric":
+        adj = n_out / w
+        return n_in / 2 * (1 - adj) + (o + 0.5) / scale - 0.5
+    raise ValueError(f"unknown coordinate transformation {coord!r}")
+
+
+def resize(x, size, scales, mode: str = "nearest", coord: str = "half_pixel", nearest: str = "round_prefer_floor"):
+    """ONNX Resize of a (B, C, H, W) batch over H and W: ``mode`` nearest (``nearest`` rounding mode)
+    or linear (bilinear, neighbours clamped to the edge); ``scales`` are the ONNX scale factors (or
+    out/in when the model gave sizes)."""
+    y = np.asarray(x, dtype=np.float64)
+    for ax, n_out, sc in ((2, int(size[0]), float(scales[0])), (3, int(size[1]), float(scales[1]))):
+        n_in = y.shape[ax]
+        c = _resize_coords(n_in, n_out, sc, coord)
+        if mode == "nearest":
+            if nearest == "round_prefer_floor":
+                i = np.ceil(c - 0.5)
+            elif nearest == "round_prefer_ceil":
+                i = np.floor(c + 0.5)
+            elif nearest == "floor":
+                i = np.floor(c)
+            elif nearest == "ceil":
+                i = np.ceil(c)
+            else:
+                raise ValueError(f"unknown nearest mode {nearest!r}")
+            y = np.take(y, np.clip(i, 0, n_in - 1).astype(np.int64), axis=ax)
+        elif mode == "linear":
+            f = np.floor(c)
+            w = (c - f).reshape((-1,) + (1,) * (3 - ax))
+            i0 = np.clip(f, 0, n_in - 1).astype(np.int64)
+            i1 = np.clip(f + 1, 0, n_in - 1).astype(np.int64)
+            y = np.take(y, i0, axis=ax) * (1 - w) + np.take(y, i1, axis=ax) * w
+        else:
+            raise ValueError(f"unknown resize mode {mode!r}")
+    return y
+
+
+def upsample_zeros(x, up, border):
+    """(B, C, H, W) -> zeros inserted between pixels (``up`` − 1 per gap), then the border padded with
+    zeros (t, l, b, r > 0) or cropped (< 0): the input of the stride-1 conv a ConvTranspose lowers to."""
+    b, c, h, w = x.shape
+    sh, sw = int(up[0]), int(up[1])
+    t, le, bo, r = (int(v) for v in border)
+    z = np.zeros((b, c, (h - 1) * sh + 1, (w - 1) * sw + 1), dtype=np.float64)
+    z[:, :, ::sh, ::sw] = x
+    z = np.pad(z, ((0, 0), (0, 0), (max(t, 0), max(bo, 0)), (max(le, 0), max(r, 0))))
+    hh, ww = z.shape[2], z.shape[3]
+    return z[:, :, max(-t, 0): hh - max(-bo, 0), max(-le, 0): ww - max(-r, 0)]

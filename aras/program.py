@@ -34,6 +34,9 @@ class Write:
     # encoding of the family and under its alternative (None until sim_models.tiling.write_targets).
     levels0: np.ndarray | None = None
     levels1: np.ndarray | None = None
+    # Broadcast WRITE (docs/architecture.md §9.8, config ``broadcast_writes``; golden model only): the tile
+    # image comes from the DRAM interface's copy of the previous WRITE's transfer, not from DRAM.
+    bcast: bool = False
 
     @property
     def layer(self) -> int:
@@ -151,8 +154,14 @@ def validate(prog: Program) -> None:
     pmodes: dict[tuple, list] = {}  # (layer, gchunk, cchunk) -> [(instruction index, block entry)] in order
     e = 0
     seen_tiles: dict[int, set] = {}
+    prev_write = None
     for n, ins in enumerate(prog.instrs):
         if isinstance(ins, Write):
+            if ins.bcast and (prev_write is None or (prev_write.tile.tag, prev_write.dram_addr) !=
+                              (ins.tile.tag, ins.dram_addr)):
+                raise ArasError(f"program: WRITE #{n}: broadcast WRITE whose previous WRITE is not of the same "
+                                "tile image (docs/architecture.md §9.8)")
+            prev_write = ins
             if ins.wait_exec > e:
                 raise ArasError(f"program: WRITE #{n}: wait_exec {ins.wait_exec} > {e} preceding execute instructions")
             if ins.weights.shape != (ins.tile.rows, ins.tile.wcols) or ins.flags.shape != (ins.tile.wcols,):

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 DASH = "—"
-MODE_LABEL = {"aras": "ARAS", "baseline": "baseline PUM", "ideal": "ideal PUM", "tpu": "TPU-like"}
+MODE_LABEL = {"aras": "ARAS", "baseline": "baseline PUM", "baseline-resident": "resident baseline PUM",
+              "ideal": "ideal PUM", "tpu": "TPU-like"}
 ABLATION_LABEL = {"overlap": "no overlap", "reencode": "no re-encoding", "diff_write": "no differential write",
                   "placement": "no similarity placement", "bank_select": "no bank selection",
                   "replicate": "no replication"}
@@ -265,6 +266,37 @@ def config_lines(cfg_dict: dict) -> list[str]:
     ]
 
 
+# ---------------------------------------------------------------------------------------------- what ran
+_NOTES_SPLIT = re.compile(r"; samples: |,\s*(?=(?:synthetic |real )?(?:inputs|token ids)\b|N\(0, ?1\) inputs)")
+
+
+def split_notes(notes: str | None) -> tuple[str, str | None]:
+    """A trace's ``notes`` as (where the weights come from, where its stored samples come from or None):
+    the samples part follows ``"; samples: "`` (the committed LeNet-5 trace, ``aras import-onnx``) or is
+    the trailing ``, ... inputs`` / ``, ... token ids`` of the built-in models' notes."""
+    parts = _NOTES_SPLIT.split(notes or "", maxsplit=1)
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
+
+_SYNTHETIC_INPUTS = re.compile(r"synthetic (inputs|token|samples)|N\(0, ?1\) inputs|all-zero input", re.I)
+
+
+def samples_kind(tr) -> str:
+    """Whether the trace's stored samples are ``real`` or ``synthetic`` data, as far as the trace says:
+    synthetic when its notes say so, real when they carry labels (accuracy is measured on them)."""
+    _, s = split_notes(tr.notes)
+    if _SYNTHETIC_INPUTS.search(tr.notes or "") or (s is not None and "synthetic" in s.lower()):
+        return "synthetic"
+    if tr.labels is not None:
+        return "real (labelled)"
+    return "real or synthetic: not stated in the trace"
+
+
+def weights_line(weights: str, notes: str | None) -> str:
+    w, _ = split_notes(notes)
+    return f"weights: {weights} — {w or 'the trace has no notes on their source'}"
+
+
 def provenance_line(data: dict) -> str:
     """Command line, git commit and date of a result (``unknown`` for results without them)."""
     p = data.get("provenance") or {}
@@ -322,7 +354,12 @@ def glance(data: dict) -> list[str]:
         line = (f"{n} ({W[n]} weights): against baseline PUM, ARAS {_speed(s['speedup_vs_baseline'])} and "
                 f"{_energy(s['energy_saving_vs_baseline'])}; against the TPU-like baseline, ARAS "
                 f"{_speed(s['speedup_vs_tpu'])} and {_energy(s['energy_saving_vs_tpu'])}. ARAS needs "
-                f"{fmt_x(s['cycles_over_ideal'])} the cycles of the ideal PUM (one copy of every layer resident).")
+                f"{fmt_x(s['cycles_over_ideal'])} the cycles of the ideal PUM (every layer resident, replicated "
+                f"as ARAS may).")
+        if s.get("fits"):
+            line += (f" The network fits the crossbars: against the resident baseline PUM (no rewriting), ARAS "
+                     f"{_speed(s['speedup_vs_baseline_resident'])} and "
+                     f"{_energy(s['energy_saving_vs_baseline_resident'])}.")
         if t.get("weights_resident") and a["energy_j"].get("dram"):
             line += (f" The TPU-like baseline keeps this network's weights in its Gbuffer (no DRAM traffic in "
                      f"steady state) while ARAS fetches every tile from DRAM once per run "
@@ -377,19 +414,46 @@ def write_compare_report(data: dict, out: Path) -> list[Path]:
 
     # 1. speedup and energy
     d.h(2, "1. Speedup and energy: ARAS vs baseline PUM and TPU-like")
-    rows = []
-    for n in names:
-        a, b, t, s = runs[n]["aras"], runs[n]["baseline"], runs[n]["tpu"], summ[n]
-        rows.append([n, W[n], fmt_int(a["cycles"]), fmt_int(b["cycles"]), fmt_int(t["cycles"]),
-                     fmt_x(s["speedup_vs_baseline"]), fmt_x(s["speedup_vs_tpu"]),
-                     fmt_uj(a["energy_j"]["total"]), fmt_uj(b["energy_j"]["total"]), fmt_uj(t["energy_j"]["total"]),
-                     fmt_pct(s["energy_saving_vs_baseline"]), fmt_pct(s["energy_saving_vs_tpu"])])
-    d.table(["network", "weights", "ARAS cycles", "baseline cycles", "TPU-like cycles", "speedup vs baseline",
+    heads = ["network", "weights", "ARAS cycles", "baseline cycles", "TPU-like cycles", "speedup vs baseline",
              "speedup vs TPU-like", "ARAS energy (µJ)", "baseline energy (µJ)", "TPU-like energy (µJ)",
-             "energy saving vs baseline", "energy saving vs TPU-like"], rows)
+             "energy saving vs baseline", "energy saving vs TPU-like"]
+    res_heads = ["resident baseline cycles", "speedup vs resident baseline", "resident baseline energy (µJ)",
+                 "energy saving vs resident baseline"]
+    for fit in (True, False):  # networks that fit the crossbars and those that do not, never in one table
+        rows = []
+        for n in names:
+            a, b, t, s = runs[n]["aras"], runs[n]["baseline"], runs[n]["tpu"], summ[n]
+            if bool(s.get("fits")) != fit:
+                continue
+            row = [n, W[n], fmt_int(a["cycles"]), fmt_int(b["cycles"]), fmt_int(t["cycles"]),
+                   fmt_x(s["speedup_vs_baseline"]), fmt_x(s["speedup_vs_tpu"]),
+                   fmt_uj(a["energy_j"]["total"]), fmt_uj(b["energy_j"]["total"]), fmt_uj(t["energy_j"]["total"]),
+                   fmt_pct(s["energy_saving_vs_baseline"]), fmt_pct(s["energy_saving_vs_tpu"])]
+            if fit:
+                br = runs[n]["baseline-resident"]
+                row += [fmt_int(br["cycles"]), fmt_x(s["speedup_vs_baseline_resident"]),
+                        fmt_uj(br["energy_j"]["total"]), fmt_pct(s["energy_saving_vs_baseline_resident"])]
+            rows.append(row)
+        if rows:
+            d.p(f"**Networks that {'fit' if fit else 'do not fit'} the {c.n_xbars} crossbars**"
+                + (" (the resident baseline PUM keeps every tile: no rewriting in the steady state):" if fit else
+                   " (every mode rewrites tiles on every inference; no resident baseline):"))
+            d.table(heads + (res_heads if fit else []), rows)
     d.p("speedup = latency of the reference / latency of ARAS (above 1: ARAS is faster); energy saving = "
         "1 − E_ARAS / E_reference (negative: ARAS uses more energy). Host work (softmax, attention, LayerNorm, "
         "GELU) is not timed in any mode.")
+    rows = []
+    for n in names:
+        r = runs[n]
+        lat = [fmt_sig(r[m]["latency_s"] * 1e3) if r[m].get("latency_s") is not None else DASH
+               for m in ("aras", "baseline", "tpu")]
+        area = [fmt_sig(r[m]["area_mm2"]["total"], 4) if r[m].get("area_mm2") else DASH for m in ("aras", "tpu")]
+        rows.append([n, W[n]] + lat + area)
+    d.table(["network", "weights", "ARAS latency (ms)", "baseline PUM latency (ms)", "TPU-like latency (ms)",
+             "ARAS chip area (mm²)", "TPU-like area (mm²)"], rows)
+    d.p(f"Latency: the cycles above at the config's {c.clock_ghz:g} GHz clock (`latency_s` in results.json). Area: "
+        "the chip's total (`area_mm2.total`; ARAS and the baseline PUM are the same chip; the TPU-like baseline "
+        "is its MAC array and weight buffer plus the same Gbuffer and vector unit), components in results.json.")
     d.img(pngs["speedup"], "Speedup and energy saving of ARAS per network (dashed lines: parity).")
 
     # 2. energy breakdown
@@ -502,8 +566,11 @@ def write_compare_report(data: dict, out: Path) -> list[Path]:
     d.ul([f"ARAS: all optimizations on ({', '.join(data['ablations'])}), look-ahead unbounded.",
           "baseline PUM: same chip; no overlap, first-free placement, blind writes of every row, plain "
           "encoding, every Gbuffer bank on.",
-          "ideal PUM: one copy of every layer resident on unlimited crossbars, writes and Gbuffer not counted "
-          "(the compute bound without replication; ARAS with replication can need fewer cycles).",
+          "resident baseline PUM (networks that fit only): the baseline PUM keeping its tiles from the previous "
+          "inference, so nothing is rewritten in the steady state.",
+          "ideal PUM: every layer resident on unlimited crossbars, each layer that fits half the chip replicated "
+          "as far as ARAS's scheduler may, writes and Gbuffer not counted: a lower bound of every mode "
+          "(docs/architecture.md §9.8).",
           "TPU-like: weight-stationary int8 systolic array (analytical SCALE-Sim-style model), same Gbuffer, "
           "vector unit and DRAM channel."])
     opts = {m: runs[names[0]][m].get("options") or {} for m in ("aras", "baseline")}

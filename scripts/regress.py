@@ -18,7 +18,7 @@ new chain (from cold cells).
 Prints every config's fields, the pass/fail table (also ``table.txt`` and ``results.json`` in the work
 directory), per-config totals, every failure with its seeds and the command that reruns its chain, the
 functional coverage (start kind x mode x deciding rule over the passing undisturbed runs,
-``verif/cocotb/coverage.py``) with its empty reachable bins and, with ``--coverage``, Verilator line and
+``verif/testbench/coverage.py``) with its empty reachable bins and, with ``--coverage``, Verilator line and
 toggle coverage merged over every simulator run (``merged.dat``). Exit status 1 if any case failed.
 
     .venv/bin/python scripts/regress.py --presets tiny tiny-adc --n 20 --lenet-digits 10 -o out/regress
@@ -50,8 +50,8 @@ from aras.errors import ArasError  # noqa: E402
 from hw.top import check_buildable  # noqa: E402
 from sim_models import hazards  # noqa: E402
 from sim_models.scheduler import MODES  # noqa: E402
-from verif.cocotb import coverage, runner, system  # noqa: E402
-from verif.cocotb.system_vectors import TOP_PARAMS, Case, make_case, top_params  # noqa: E402
+from verif.testbench import coverage, runner, system  # noqa: E402
+from verif.testbench.system_vectors import TOP_PARAMS, Case, make_case, top_params  # noqa: E402
 
 KINDS = ("conv", "fc", "mlp", "rand", "rand")  # rand: random networks over shapes, drawn twice as often
 # Random configs: tiny's fields but these. SIZE bounds the generated top: tiny has 8 crossbars of 256

@@ -1,9 +1,12 @@
 """Performance/energy simulation of a whole network in one mode (``aras simulate --mode``).
 
-Modes: ``aras`` (all optimizations, each switchable), ``baseline`` (plain PUM on the same chip),
-``ideal`` (all weights resident on unlimited crossbars, writes not counted: the compute bound),
-``tpu`` (the TPU-like systolic baseline, ``sim_models.tpu``). Results are steady state (the crossbars
-start with what the previous inference of the same program left) with the cold start beside.
+Modes: ``aras`` (all optimizations, each switchable), ``baseline`` (plain PUM on the same chip,
+rewriting every tile on every inference), ``baseline-resident`` (the baseline PUM keeping its tiles
+from the previous inference: for networks whose tiles all fit the crossbars, no writes in the steady
+state), ``ideal`` (every layer resident on unlimited crossbars with the replication freedom of ARAS,
+writes not counted: a lower bound of every mode of this hardware class), ``tpu`` (the TPU-like
+systolic baseline, ``sim_models.tpu``). Results are steady state (the crossbars start with what the
+previous inference of the same program left) with the cold start beside (docs/architecture.md §9.8).
 """
 
 from __future__ import annotations
@@ -23,7 +26,28 @@ from .scheduler import Options, compute_cycles, schedule
 from .timing import Run, run, vector_work
 from .write_engine import WriteTables
 
-MODES = ("aras", "baseline", "ideal", "tpu")
+MODES = ("aras", "baseline", "baseline-resident", "ideal", "tpu")
+# Modes of this model that ``aras verify`` does not run on the RTL, and why (docs/architecture.md §9.8).
+MODEL_ONLY = {
+    "ideal": "the ideal PUM is a bound computed from the trace, not a program (every layer resident on "
+             "unlimited crossbars)",
+    "baseline-resident": "its cold (loading) program is exactly baseline's and aras verify runs a mode's cold "
+                         "program back to back; use --mode baseline (resident tiles, the steady-state part, are "
+                         "covered by verif/hw/test_top.py)",
+    "tpu": "the TPU-like accelerator is a separate analytical model (docs/tpu-baseline.md), not this RTL",
+}
+
+
+def n_tiles(trace: Trace, cfg: Config) -> int:
+    """Crossbar tiles of the network (offset family): the crossbars holding every weight at once."""
+    from aras.tiling import tile_layer
+
+    return sum(len(tile_layer(li, ly, cfg).tiles) for li, ly in enumerate(trace.layers) if ly.on_crossbars)
+
+
+def fits(trace: Trace, cfg: Config) -> bool:
+    """Every tile of the network has a crossbar of its own (the resident baseline is defined then)."""
+    return n_tiles(trace, cfg) <= cfg.n_xbars
 
 
 def _writes_summary(r: Run, cfg: Config) -> dict:
@@ -59,11 +83,14 @@ def _layers(trace: Trace, r: Run, cfg: Config) -> list[dict]:
     return out
 
 
-def ideal_cycles(trace: Trace, cfg: Config, replicate: bool = False) -> tuple[int, dict]:
+def ideal_cycles(trace: Trace, cfg: Config, replicate: bool = True) -> tuple[int, dict]:
     """The all-weights-resident compute time: one round per crossbar layer, vector and host ops as
-    in every mode, execute path serial; no writes. With ``replicate``, each layer that fits half the
-    chip computes with as many copies as the scheduler could give it (the bound of modes that
-    replicate)."""
+    in every mode, execute path serial; no writes. With ``replicate`` (the ``ideal`` mode), each layer
+    that fits half the chip computes with as many copies as the scheduler could give it
+    (``_replicas``' r_max), so it bounds every mode, replicating or not; without, the bound of modes
+    that do not replicate. Every COMPUTE of any mode lasts at least ``compute_cycles`` of its position
+    count (§10.3: the bandwidth terms only add), a layer has at least one round, and the execute path
+    is serial, so no mode's program is faster."""
     B = cfg.batch
     total = 0
     cnt = dict.fromkeys(("adc_conversions", "xbar_reads", "dac_activations", "input_sum_ops", "post_ops",
@@ -149,6 +176,10 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
         res.update({k: v for k, v in common.items() if k != "mode"})
         return res
     ideal, icnt = ideal_cycles(trace, cfg)
+    if mode == "baseline-resident" and not fits(trace, cfg):
+        raise ArasError(f"--mode baseline-resident: {trace.name} has {n_tiles(trace, cfg):,} tiles, more than the "
+                        f"{cfg.n_xbars} crossbars of config {cfg.name!r}; the resident baseline is defined for "
+                        "networks that fit (a network that does not fit is rewritten: --mode baseline)")
     if mode == "ideal":
         cnt = dict(icnt, gbuf_reads=0, gbuf_writes=0, gbuf_active_bank_cycles=0, dram_bytes=0,
                    write_buffer_bytes=0)
@@ -156,8 +187,14 @@ def simulate(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
         return dict(common, cycles=ideal, latency_s=ideal / (cfg.clock_ghz * 1e9), energy_j=e,
                     writes=None, layers=[], lower_bound={"cycles": ideal, "write_energy_j": 0.0},
                     area_mm2=area_mm2(cfg), options=None,
-                    assumptions=["weights resident on unlimited crossbars; writes not counted",
+                    assumptions=["every layer resident on unlimited crossbars (one round per layer); writes "
+                                 "not counted",
+                                 "each layer whose tiles fit half the chip split over the most copies ARAS's "
+                                 "scheduler could give it (the same replication freedom)",
+                                 "COMPUTE at the unbounded rule of §10.3 (no fetch, drain or post stalls)",
                                  "Gbuffer traffic and static energy not counted (compute bound)"])
+    if mode == "baseline-resident":  # the baseline's program, planned against the tiles the last run left
+        mode, opts = "baseline", opts or Options.for_mode("baseline", resident=True)
     opts = opts or Options.for_mode(mode)
     cache: dict = {}
     placement_note = None

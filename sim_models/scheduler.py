@@ -150,7 +150,8 @@ def _replicas(lt: LayerTiling, P: int, cfg: Config, opts: Options, hide: int) ->
     the estimated exposed write time (what the previous round's ``hide`` compute cycles cannot cover)
     plus compute time, using at most half the chip (the other half keeps the look-ahead writes going),
     only when that shortens the layer by at least 20 %, and only while the extra fetches and writes
-    stay within 10 % of the layer's estimated energy (docs/scheduler.md)."""
+    stay within 10 % of the layer's estimated energy (docs/scheduler.md). With ``broadcast_writes`` a
+    copy costs no DRAM fetch, only the staging read and its write-buffer traffic (§9.8)."""
     if not (opts.replicate and opts.overlap):
         return 1
     T = len(lt.tiles)
@@ -164,7 +165,8 @@ def _replicas(lt: LayerTiling, P: int, cfg: Config, opts: Options, hide: int) ->
     w_tile = rows * (tb.t_rd + tb.t_set + (cfg.levels - 1) * tb.t_step)
     nbytes = sum(t.rows * t.wcols for t in lt.tiles)
     e_layer = 8 * P * cfg.batch * T * cols * cfg.e_adc_pj + nbytes * 8 * cfg.dram_pj_per_bit
-    e_copy = nbytes * (8 * cfg.dram_pj_per_bit + 2 * cfg.e_wbuf_byte_pj) + T * rows * cols * float(
+    fetch_pj = 3 * cfg.e_wbuf_byte_pj if cfg.broadcast_writes else 8 * cfg.dram_pj_per_bit + 2 * cfg.e_wbuf_byte_pj
+    e_copy = nbytes * fetch_pj + T * rows * cols * float(
         np.mean(tb.diff_energy if opts.diff_write else tb.energy[: tb.L] + tb.e_reset))
 
     def est(r):
@@ -264,6 +266,7 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
     dram = 0
     dram_addr: dict = {}
     prev_compute = 0
+    prev_write: Write | None = None  # the last WRITE emitted (broadcast WRITEs follow a copy of their tile)
     placement_stats = {"rounds": 0, "similarity_better": 0, "replicated_layers": 0, "resident_tiles": 0}
     for li, ly in enumerate(trace.layers):
         if ly.op in ("reshape", "flatten"):
@@ -285,8 +288,11 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
         reps = _replicas(lt, P, cfg, opts, prev_compute) if len(rounds) == 1 else 1
         placement_stats["replicated_layers"] += reps > 1
         for r_i, rnd in enumerate(rounds):
-            tiles = [t for _, ts, _ in rnd for t in ts] * reps
-            copy = [q for q in range(reps) for _ in range(len(tiles) // reps)]
+            base = [t for _, ts, _ in rnd for t in ts]
+            if cfg.broadcast_writes:  # the copies of a tile back to back: one fetch, then broadcasts (§9.8)
+                tiles, copy = [t for t in base for _ in range(reps)], [q for _ in base for q in range(reps)]
+            else:
+                tiles, copy = base * reps, [q for q in range(reps) for _ in base]
             for t in tiles:
                 if (t.tag, opts.family, opts.reencode) not in cache:
                     w = tile_weights(ly, lt, t, cfg.xbar_rows)
@@ -311,9 +317,12 @@ def schedule(trace: Trace, cfg: Config, mode: str = "aras", opts: Options | None
                     continue
                 chip.levels[x, : t.rows, : new.shape[1]] = new
                 addr = dram_addr.setdefault(t.tag, dram)  # copies of a tile share its DRAM image
+                bcast = (cfg.broadcast_writes and prev_write is not None and prev_write.tile.tag == t.tag
+                         and prev_write.dram_addr == addr)
                 wr = Write(t, int(x), addr, opts.family, wmode, flags, w, wait_exec=wait,
-                           barrier=not opts.overlap, levels0=new0, levels1=new1)
+                           barrier=not opts.overlap, levels0=new0, levels1=new1, bcast=bcast)
                 instrs.append(wr)
+                prev_write = wr
                 chip.holder[int(x)] = wr
                 chip.written[x] = True
                 if addr == dram:

@@ -124,6 +124,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
     e_times: list[tuple[int, int]] = []
     w_times = []
     a_fin_prev = 0
+    prev_bcast = False
     pe_bstart = [0] * cfg.n_pe
     pe_heap: list[list[int]] = [[] for _ in range(cfg.n_pe)]
     drivers = [[0] * cfg.write_drivers_per_pe for _ in range(cfg.n_pe)]
@@ -148,7 +149,8 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             else:
                 a_start = max(a_fin_prev, slot_free, war if ins.barrier else 0)
             nbytes = t.rows * t.wcols
-            a_fin = a_start + lat + -(-nbytes // bpc)
+            # broadcast WRITE (§9.8, broadcast_writes): the previous transfer's copy, no DRAM access latency
+            a_fin = a_start + (0 if ins.bcast else lat) + -(-nbytes // bpc)
             if faults is not None:
                 a_fin = faults.dram(len(w_times), a_start, a_fin, x)
             a_fin_prev = a_fin
@@ -195,8 +197,10 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             cnt["cells_written_blind"] += tw.cells_written_blind
             cnt["row_reads_before_write"] += tw.row_reads
             cnt["cells_read_before_write"] += tw.cells_read
-            cnt["dram_bytes"] += nbytes
-            cnt["write_buffer_bytes"] += 2 * nbytes
+            cnt["dram_bytes"] += 0 if ins.bcast else nbytes
+            # slot write + read; a broadcast also reads the staging copy, the first one of a run also writes it
+            cnt["write_buffer_bytes"] += 2 * nbytes + (nbytes * (1 + (not prev_bcast)) if ins.bcast else 0)
+            prev_bcast = ins.bcast
             if faults is not None:
                 faults.settle(levels, cnt, x, t, tw)
             lt_e.wstart = b_start if lt_e.wstart is None else min(lt_e.wstart, b_start)

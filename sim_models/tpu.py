@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aras.config import Config
+from aras.config import TPU_DATAFLOWS, Config
 from aras.errors import ArasError
 from aras.trace import CROSSBAR_OPS, HOST_OPS, SHAPE_OPS, VECTOR_OPS, Layer, Trace, check_fits, live_bytes
 
@@ -56,6 +56,9 @@ class TpuConfig:
                                  "rule): the stronger competitor; false = SCALE-Sim's one group per fold")
     allow_resident: bool = _f(True, "steady state: weights stay in the Gbuffer when they fit beside the "
                                     "activations (no DRAM traffic)")
+    stall_free: bool = _f(False, "SCALE-Sim's stall-free interface (tpu_dataflow ws-scalesim): a tile's weights are "
+                                 "there when its load starts; DRAM bytes and energy are counted, DRAM time never "
+                                 "stalls, partial sums never split the positions, layers never overlap")
     e_mac_pj: float = _f(0.3, "Horowitz ISSCC 2014, 45 nm: 8-bit multiply 0.2 pJ + 32-bit add 0.1 pJ")
     e_add32_pj: float = _f(0.1, "Horowitz ISSCC 2014, 45 nm: 32-bit add (partial-sum accumulation across folds)")
     e_reg_bit_pj: float = _f(0.009, "Aladdin (Shao et al., ISCA 2014) 40 nm register: 0.009 pJ per bit per "
@@ -138,15 +141,66 @@ def tpu_config(cfg: Config, pow2: bool = False, **fields) -> TpuConfig:
     return proto.replace(rows=n, cols=n)
 
 
+SCALESIM = {"double_buffer_weights": False, "pack_groups": False, "stall_free": True}  # tpu_dataflow ws-scalesim
+
+
+def tpu_for(cfg: Config, **fields) -> TpuConfig:
+    """The TPU-like baseline that ``cfg`` asks for: the array of ``tpu_rows`` x ``tpu_cols`` (``--tpu-array``),
+    else the area-matched one (:func:`tpu_config`); ``tpu_dataflow`` ws-scalesim sets :data:`SCALESIM`.
+    ``fields`` override other :class:`TpuConfig` fields."""
+    kw = {**(SCALESIM if cfg.tpu_dataflow == "ws-scalesim" else {}), **fields}
+    if cfg.tpu_rows:
+        return TpuConfig(rows=cfg.tpu_rows, cols=cfg.tpu_cols, **kw)
+    return tpu_config(cfg, **kw)
+
+
 def sizing(cfg: Config, tcfg: TpuConfig) -> dict:
-    """The cost comparison behind ``tcfg`` (reported under ``tpu`` by :func:`simulate_tpu`)."""
+    """The cost comparison behind ``tcfg`` (reported under ``tpu`` by :func:`simulate_tpu`). ``area_matched``:
+    ``tcfg``'s array is the one :func:`tpu_config` sizes to ARAS's analog-compute area (false when
+    ``--tpu-array`` chose another)."""
     ar, aa = array_area(cfg, tcfg), aras_compute_area(cfg)
+    try:
+        m = tpu_config(cfg, wbuf_tiles=tcfg.wbuf_tiles, area_mac_mm2=tcfg.area_mac_mm2)
+        matched = (m.rows, m.cols)
+    except ArasError:  # the ARAS area is below one MAC
+        matched = None
     return {
         "rows": tcfg.rows, "cols": tcfg.cols, "macs": tcfg.macs, "wbuf_bytes": tcfg.wbuf_bytes,
         "area_mac_mm2": tcfg.area_mac_mm2, "array_area_mm2": ar,
         "aras_compute_area_mm2": aa, "area_ratio": ar["total"] / aa["total"],
+        "area_matched": matched == (tcfg.rows, tcfg.cols), "area_matched_array": matched,
+        "dataflow": dataflow(tcfg),
         "peak_macs_per_cycle": tcfg.macs, "config": dataclasses.asdict(tcfg),
     }
+
+
+def dataflow(tcfg: TpuConfig) -> str:
+    """``ws-scalesim`` (:data:`SCALESIM`), ``ws`` (TPU v1 default timing) or ``custom`` (another mix)."""
+    if all(getattr(tcfg, k) == v for k, v in SCALESIM.items()):
+        return "ws-scalesim"
+    if all(getattr(tcfg, k) == getattr(TpuConfig, k) for k in SCALESIM):
+        return "ws"
+    return "custom"
+
+
+def area_line(t: dict) -> str:
+    """One line with both areas of a :func:`sizing` and, when the array is not the area-matched one, the flag."""
+    line = (f"TPU-like array {t['rows']}x{t['cols']} = {t['macs']:,} MACs: MACs + weight buffer "
+            f"{t['array_area_mm2']['total']:.3f} mm2 vs ARAS analog compute {t['aras_compute_area_mm2']['total']:.3f} "
+            f"mm2 (ratio {t['area_ratio']:.3f})")
+    if t["area_matched"]:
+        return line + ", area-matched"
+    m = t["area_matched_array"]
+    return line + (" - AREA MISMATCH: --tpu-array overrides the area matching"
+                   + (f" (the area-matched array is {m[0]}x{m[1]})" if m else ""))
+
+
+def scalesim_compute_cycles(g: int, kg: int, ng: int, t: int, rows: int, cols: int) -> int:
+    """SCALE-Sim 3.0's weight-stationary compute cycles (stall-free) of ``g`` GEMMs (T x K_g) . (K_g x N_g) on a
+    ``rows`` x ``cols`` array, each run as one SCALE-Sim layer (its depthwise convention: one layer per group):
+    per layer folds x (2R + C + T - 2) - 1, folds = ceil(K_g / R) x ceil(N_g / C). Derivation: docs/tpu.md."""
+    folds = -(-kg // rows) * -(-ng // cols)
+    return g * (folds * (2 * rows + cols + t - 2) - 1)
 
 
 # ---------------------------------------------------------------------------------------------- mapping
@@ -245,7 +299,7 @@ def simulate_tpu(trace: Trace, cfg: Config, tcfg: TpuConfig | None = None) -> di
     components), ``layers`` (per timed layer: start, end, compute/write/DRAM/stall cycles, events,
     energy), ``events``, ``area_mm2``, ``tpu`` (the sizing), ``host_work``, ``assumptions``.
     """
-    tcfg = tcfg or tpu_config(cfg)
+    tcfg = tcfg or tpu_for(cfg)
     check_fits(trace, cfg)
     B, R, C = cfg.batch, tcfg.rows, tcfg.cols
     wl = trace.weight_layers()
@@ -261,6 +315,7 @@ def simulate_tpu(trace: Trace, cfg: Config, tcfg: TpuConfig | None = None) -> di
     dram_free = 0  # the DRAM channel moves one tile at a time
     load_fin: list[int] = []  # per tile, the cycle its weights left the weight buffer (frees the slot)
     prev_l_fin = prev_c_start = prev_c_fin = 0
+    lb_cycles = 0  # lower bound: every crossbar layer at R x C useful MACs per cycle, the rest as timed
     for ly in trace.layers:
         if ly.op in SHAPE_OPS:
             continue  # aliases: no instruction, no cycles (as ARAS)
@@ -274,10 +329,12 @@ def simulate_tpu(trace: Trace, cfg: Config, tcfg: TpuConfig | None = None) -> di
             ev["gbuf_bytes"] = B * (sum(int(np.prod(trace.tensors[t].shape)) for t in ly.inputs)
                                     + int(np.prod(trace.tensors[ly.output].shape)))
             start, e_fin = e_fin, e_fin + dur
-            rec.update(compute_cycles=dur, write_cycles=0, dram_cycles=0)
+            lb_cycles += dur
+            rec.update(compute_cycles=dur, write_cycles=0, dram_cycles=0, scalesim_compute_cycles=None)
         elif ly.op in HOST_OPS:
             start, e_fin = e_fin, e_fin + 1 + cfg.host_handoff_cycles  # ARAS's HOST handshake; host work untimed
-            rec.update(compute_cycles=e_fin - start, write_cycles=0, dram_cycles=0)
+            lb_cycles += e_fin - start
+            rec.update(compute_cycles=e_fin - start, write_cycles=0, dram_cycles=0, scalesim_compute_cycles=None)
         elif ly.op in CROSSBAR_OPS:
             fl = folds(ly, trace, tcfg)
             g, kg, ng, p = gemm_shape(ly, trace)
@@ -287,7 +344,7 @@ def simulate_tpu(trace: Trace, cfg: Config, tcfg: TpuConfig | None = None) -> di
             need = 4 * t_rows * max((f.n for f in fl if not (f.first and f.last)), default=0)
             free = cfg.gbuf_bytes - live[ly.name] * B - (weight_bytes if resident else 0)
             passes = 1
-            if need > free:
+            if need > free and not tcfg.stall_free:
                 per_row = need // t_rows
                 if free < per_row:
                     raise ArasError(f"layer {ly.name!r}: no Gbuffer room for one row of int32 partial sums "
@@ -300,6 +357,10 @@ def simulate_tpu(trace: Trace, cfg: Config, tcfg: TpuConfig | None = None) -> di
                 for f in fl:
                     if resident:
                         a_fin = 0
+                    elif tcfg.stall_free:  # SCALE-Sim: the interface never stalls; the transfer is counted
+                        a_fin = 0
+                        dr += lat + -(-f.nbytes // bw)
+                        ev["dram_bytes"] += f.nbytes
                     else:
                         i = len(load_fin)
                         slot = load_fin[i - tcfg.wbuf_tiles] if i >= tcfg.wbuf_tiles else 0
@@ -309,7 +370,8 @@ def simulate_tpu(trace: Trace, cfg: Config, tcfg: TpuConfig | None = None) -> di
                         ev["dram_bytes"] += f.nbytes
                     # The shadow weight registers are free once the previous tile went live (double
                     # buffered), else once the previous fold finished streaming.
-                    l_start = max(a_fin, prev_l_fin, prev_c_start if tcfg.double_buffer_weights else prev_c_fin)
+                    l_start = max(a_fin, prev_l_fin, prev_c_start if tcfg.double_buffer_weights else prev_c_fin,
+                                  e_fin if tcfg.stall_free else 0)  # SCALE-Sim: layers do not overlap
                     prev_l_fin = l_start + R
                     load_fin.append(prev_l_fin)
                     c_start = max(prev_l_fin, prev_c_fin, e_fin)
@@ -329,7 +391,9 @@ def simulate_tpu(trace: Trace, cfg: Config, tcfg: TpuConfig | None = None) -> di
                     ev["wbuf_bytes"] += 2 * f.nbytes  # filled, then read into the array
                     ev["post_ops"] += t * f.n if f.last else 0
             e_fin = prev_c_fin + cfg.post_latency
+            lb_cycles += -(-ev["macs"] // tcfg.macs)
             rec.update(compute_cycles=comp, write_cycles=wr, dram_cycles=dr, folds=len(fl) * passes, passes=passes,
+                       scalesim_compute_cycles=scalesim_compute_cycles(g, kg, ng, t_rows, R, C),
                        gemm={"groups": g, "K_g": kg, "N_g": ng, "P": p},
                        utilization=ev["macs"] / (tcfg.macs * comp))
         else:
@@ -358,12 +422,18 @@ def simulate_tpu(trace: Trace, cfg: Config, tcfg: TpuConfig | None = None) -> di
         "weights_resident": resident, "weight_bytes": weight_bytes,
         "macs": tot["macs"], "utilization": tot["macs"] / (tcfg.macs * cycles) if cycles else 0.0,
         "layers": layers, "area_mm2": total_area, "tpu": sizing(cfg, tcfg),
+        "lower_bound": {"cycles": lb_cycles, "rule": LOWER_BOUND_RULE},
         "host_work": {
             "layers": [f"{ly.name} ({ly.op})" for ly in host_layers],
             "flops_per_sample": int(sum(host.flops(ly, [trace.tensors[t] for t in ly.inputs]) for ly in host_layers)),
         },
-        "assumptions": assumptions(tcfg, resident),
+        "assumptions": assumptions(tcfg, resident) + [area_line(sizing(cfg, tcfg))],
     }
+
+
+LOWER_BOUND_RULE = ("compute bound: the layers run one at a time; a crossbar layer takes at least ceil(useful MACs "
+                    "/ (rows x cols)) cycles (every PE busy every cycle: no weight load, fill, drain, DRAM wait or "
+                    "requantization), a vector or HOST layer its timed duration")
 
 
 def assumptions(tcfg: TpuConfig, resident: bool) -> list[str]:
@@ -373,6 +443,9 @@ def assumptions(tcfg: TpuConfig, resident: bool) -> list[str]:
         "(SCALE-Sim, Samajdar et al. ISPASS 2020); full-array fill/drain even for partial folds",
         "weight load overlapped with the previous fold's streaming (TPU v1 double-buffered weights)"
         if tcfg.double_buffer_weights else "weight load serialized with streaming: 2R + C + T - 2 per fold",
+        "SCALE-Sim weight-stationary timing (tpu_dataflow ws-scalesim): stall-free interface (DRAM time never "
+        "stalls), layers do not overlap, positions never split for partial sums"
+        if tcfg.stall_free else "DRAM transfers and the weight buffer stall the array (not stall-free)",
         "folds ordered group, column fold, row fold; int32 partial sums between row folds in the Gbuffer",
         "grouped convs: groups packed block-diagonally into one fold" if tcfg.pack_groups
         else "grouped/depthwise convs: one group per fold",
@@ -397,10 +470,13 @@ def summary(res: dict) -> str:
         f"weights {res['weights']})",
         f"array {t['rows']}x{t['cols']} = {t['macs']} MACs; MACs + weight buffer "
         f"{t['array_area_mm2']['total']:.3f} mm2 "
-        f"vs ARAS analog compute {t['aras_compute_area_mm2']['total']:.3f} mm2 (ratio {t['area_ratio']:.3f})",
+        f"vs ARAS analog compute {t['aras_compute_area_mm2']['total']:.3f} mm2 (ratio {t['area_ratio']:.3f})"
+        + ("" if t["area_matched"] else " - AREA MISMATCH (not the area-matched array)")
+        + f"; dataflow {t['dataflow']}",
         f"cycles {res['cycles']:,} ({res['latency_s'] * 1e3:.4f} ms), MACs {res['macs']:,}, "
         f"utilization {100 * res['utilization']:.1f} %, "
-        f"weights {'resident' if res['weights_resident'] else 'from DRAM'} ({res['weight_bytes']:,} B)",
+        f"weights {'resident' if res['weights_resident'] else 'from DRAM'} ({res['weight_bytes']:,} B); "
+        f"lower bound {res['lower_bound']['cycles']:,} cycles",
         "energy " + f"{e['total'] * 1e6:.3f} uJ: " + ", ".join(
             f"{k} {v * 1e6:.3f}" for k, v in e.items() if k != "total"),
         f"area {res['area_mm2']['total']:.3f} mm2 (array {res['area_mm2']['array']:.3f}, Gbuffer "
@@ -423,13 +499,24 @@ def main(argv=None) -> int:
     ap.add_argument("--pow2", action="store_true", help="round the array down to a power of two")
     ap.add_argument("--no-pack-groups", action="store_true", help="one grouped-conv group per fold (SCALE-Sim)")
     ap.add_argument("--cold", action="store_true", help="never keep weights resident (fetch from DRAM)")
+    ap.add_argument("--tpu-array", metavar="RxC", help="array rows x columns (default: area-matched)")
+    ap.add_argument("--tpu-dataflow", choices=TPU_DATAFLOWS, help="ws (default) or ws-scalesim (docs/tpu.md)")
     ap.add_argument("--json", help="write the full result here")
     args = ap.parse_args(argv)
     try:
         cfg = config_mod.load(args.config)
         if args.batch:
             cfg = cfg.replace(batch=args.batch)
-        tcfg = tpu_config(cfg, pow2=args.pow2, pack_groups=not args.no_pack_groups, allow_resident=not args.cold)
+        cfg = config_mod.with_tpu(cfg, args.tpu_array, args.tpu_dataflow)
+        kw = {"allow_resident": not args.cold}
+        if args.no_pack_groups:
+            kw["pack_groups"] = False
+        if args.pow2:
+            if cfg.tpu_rows:
+                raise ArasError("--pow2: not with --tpu-array, which sets the array")
+            tcfg = tpu_config(cfg, pow2=True, **{**(SCALESIM if cfg.tpu_dataflow == "ws-scalesim" else {}), **kw})
+        else:
+            tcfg = tpu_for(cfg, **kw)
         res = simulate_tpu(load_trace_or_model(args.model), cfg, tcfg)
     except ArasError as e:
         print(f"sim_models.tpu: {e}", file=sys.stderr)

@@ -2,19 +2,31 @@
 
 :func:`load_onnx` reads a file, :func:`from_model` converts an in-memory ``onnx.ModelProto``.
 The model must have exactly one graph input (initializers aside) whose first dimension is the
-batch (symbolic or fixed); every other dimension must be a number.
+batch (symbolic or fixed); every other dimension must be a number, or be fixed with
+``input_shapes`` (``--input-shape``). The model is first normalised (:mod:`.onnx_normalise`:
+input shapes, shape inference, constant folding with ONNX's reference evaluator, fusion of
+hard-swish / SiLU / GELU / LayerNorm written out); docs/trace-format.md, "ONNX import", lists every
+operator and pattern.
 
 Operator coverage (default ONNX domain, any opset the installed ``onnx`` package knows):
 
 - ``Conv`` (2-D; groups, depthwise, dilations, explicit pads, ``auto_pad`` NOTSET / VALID /
   SAME_UPPER / SAME_LOWER) -> ``conv2d``; ``Gemm`` (``transB``, ``alpha``, ``beta``; no
   ``transA``) and ``MatMul`` with a constant (K, N) right operand -> ``linear`` (weight = B.T).
-- ``Add``: two activations -> ``add``; activation + constant right after a ``conv2d``/``linear``
-  whose output has no other use, broadcasting per output channel -> folded into that bias.
-- ``BatchNormalization`` directly after a ``conv2d`` (or a ``linear`` with a flat output) whose
-  output has no other use -> folded into its weight and bias, in float64 and kept in float64 (a
-  missing bias is created). A BN anywhere else is an error naming the node: folding it into a
-  *following* conv is not exact when that conv zero-pads, so it is not attempted.
+  ``MatMul`` of two activations -> host ``matmul``; ``ConvTranspose`` -> ``conv2d`` at stride 1
+  (flipped kernel), behind a host ``upsample`` (zero insertion) when the stride is > 1.
+- ``Add``: two activations of equal shape -> ``add``. ``Add``/``Sub``/``Mul``/``Div`` of an
+  activation and a per-channel (or scalar) constant, and ``BatchNormalization``, are an affine map
+  ``a·x + b``: folded into the ``conv2d``/``linear`` producing the activation (in float64, a missing
+  bias created; into a *copy* of that layer when its output has other readers), a scalar into a host
+  ``matmul``'s alpha, else lowered to a depthwise 1x1 ``conv2d`` / diagonal ``linear`` (never folded
+  into a *following* conv: not exact when that conv zero-pads). ``Mul`` of two activations -> host
+  ``mul`` (broadcasting, e.g. a squeeze-and-excitation scale).
+- Host ops: ``Sigmoid``, ``HardSigmoid``, ``HardSwish``, ``Swish``, ``Gelu``,
+  ``LayerNormalization`` (last axis), ``Transpose``, ``Concat``, ``Slice``/``Split``, ``Resize``
+  (nearest / linear).
+  ``Squeeze``/``Unsqueeze`` of activations -> ``reshape``; a zero ``Pad`` of H, W folds into the
+  padding of a following ``Conv`` (its only reader), else host ``upsample`` with up (1, 1).
 - ``Relu``; ``Clip`` (bounds as attributes or constant inputs): (0, 6) -> ``relu6``,
   (0, +inf) -> ``relu``, otherwise ``clamp``; ``LeakyRelu``; ``PRelu`` with a per-channel
   (axis 1) or scalar slope.
@@ -27,10 +39,10 @@ Operator coverage (default ONNX domain, any opset the installed ``onnx`` package
   a fixed batch size are understood), ``Softmax`` (axis of the unbatched shape; opset < 13 only
   where the legacy 2-D coercion equals a single-axis softmax).
 - ``Identity``, ``Dropout`` (inference) are removed.
-- Constants: initializers, ``Constant`` nodes, and small constant subgraphs (``Shape`` of an
-  activation, ``Gather``, ``Unsqueeze``, ``Squeeze``, ``Concat``, ``Cast``, ``Reshape``,
-  ``Transpose``, ``Add``/``Sub``/``Mul``/``Div``, ``QuantizeLinear``/``DequantizeLinear`` on
-  constants) are evaluated at import time, e.g. the ``x.view(x.size(0), -1)`` pattern.
+- Constants: initializers, ``Constant`` nodes, and constant subgraphs (``Shape`` of an
+  activation, then any default-domain operator on constants, through ONNX's reference evaluator
+  where not evaluated here; ``QuantizeLinear``/``DequantizeLinear`` on constants) are evaluated at
+  import time, e.g. the ``x.view(x.size(0), -1)`` pattern.
 
 Anything else raises :class:`ArasError` naming the operator type and the node.
 
@@ -60,6 +72,7 @@ import numpy as np
 
 from ..errors import ArasError
 from ..graph import WEIGHT_OPS, FloatGraph, FNode, _infer
+from .onnx_normalise import _NO_FOLD, FUSED_DOMAIN, _eval_node, normalise
 
 __all__ = ["SUPPORTED_OPS", "load_onnx", "from_model", "has_quant_params", "needs_qparams"]
 
@@ -73,7 +86,7 @@ _QOPERATOR_OPS = {
     "QLinearConcat", "QLinearSoftmax", "QGemm", "QAttention", "DynamicQuantizeLinear",
     "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
 }
-_FOLDABLE = {
+_FOLDABLE = {  # evaluated here on constants; any other op with constant inputs goes to the reference evaluator
     "Identity", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Reshape", "Transpose",
     "Add", "Sub", "Mul", "Div", "QuantizeLinear", "DequantizeLinear",
 }
@@ -81,7 +94,13 @@ SUPPORTED_OPS = sorted({
     "Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Clip", "LeakyRelu", "PRelu",
     "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten",
     "Reshape", "Softmax", "Identity", "Dropout", "Constant", "QuantizeLinear", "DequantizeLinear",
+    "Sub", "Mul", "Div", "Sigmoid", "HardSigmoid", "HardSwish", "Swish", "Gelu", "LayerNormalization",
+    "Transpose", "Concat", "Resize", "ConvTranspose", "Squeeze", "Unsqueeze", "Slice", "Split", "Pad",
 })
+# Nodes the normaliser fuses (onnx_normalise.FUSED_DOMAIN); the importer runs them like the ONNX ops
+_FUSED_OPS = {"HardSwish", "Silu", "Gelu", "LayerNormalization"}
+# Readers of a tensor that do not count as uses: they see only its (unchanged) shape
+_SHAPE_READERS = {"Shape", "Size"}
 _FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16 (onnx.TensorProto)
 
 
@@ -90,8 +109,9 @@ def _sanitize(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------- public API
-def load_onnx(path) -> FloatGraph:
-    """Read an ONNX file and convert it (see the module docstring for what is understood).
+def load_onnx(path, input_shapes: dict | None = None) -> FloatGraph:
+    """Read an ONNX file and convert it (see the module docstring for what is understood);
+    ``input_shapes`` (name -> dims) fixes symbolic input dimensions (``--input-shape``).
 
     Raises
     ------
@@ -110,10 +130,23 @@ def load_onnx(path) -> FloatGraph:
         model = onnx.load(str(p))
     except Exception as e:  # protobuf / external-data / OS errors: all mean "not a readable model"
         raise ArasError(f"{p}: not a readable ONNX model ({type(e).__name__}: {e})") from None
-    return from_model(model, str(p))
+    return from_model(model, str(p), input_shapes)
 
 
-def from_model(model, source_name: str = "<model>") -> FloatGraph:
+def load_model(path):
+    """The ``onnx.ModelProto`` of a file, with :func:`load_onnx`'s errors (for a float reference run)."""
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise ArasError(f"{p}: no such file")
+    try:
+        return onnx.load(str(p))
+    except Exception as e:
+        raise ArasError(f"{p}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+
+
+def from_model(model, source_name: str = "<model>", input_shapes: dict | None = None) -> FloatGraph:
     """Convert an ``onnx.ModelProto``; ``source_name`` (a path or label) prefixes every error.
 
     The graph is named after the file stem of ``source_name`` (or the ONNX graph name when
@@ -129,7 +162,7 @@ def from_model(model, source_name: str = "<model>") -> FloatGraph:
         onnx.checker.check_model(model)
     except Exception as e:
         raise ArasError(f"{source_name}: invalid ONNX model: {str(e).strip().splitlines()[0]}") from None
-    return _Importer(model, source_name).build()
+    return _Importer(normalise(model, source_name, input_shapes), source_name).build()
 
 
 def needs_qparams(graph: FloatGraph) -> list[str]:
@@ -203,6 +236,8 @@ class _Importer:
         self.uses: dict[str, int] = {}
         for n in self.g.node:
             # a QuantizeLinear is not a use: its DequantizeLinear outputs alias the tensor and count
+            if n.op_type in _SHAPE_READERS:
+                continue
             for t in (n.input[1:] if n.op_type == "QuantizeLinear" else n.input):
                 if t:
                     self.uses[t] = self.uses.get(t, 0) + 1
@@ -270,11 +305,17 @@ class _Importer:
 
     # -------------------------------------------------------------- graph building
     def emit(self, node, op: str, inputs: list[str], out_onnx: str, attrs=None, params=None,
-             out_fg: str | None = None) -> FNode:
+             out_fg: str | None = None, name: str | None = None) -> FNode:
         fg_out = out_fg or self.tname(out_onnx)
         # the first FloatGraph node of an ONNX node takes its name; a second one (ReduceMean) a suffix
-        name = self._unique(f"{self._nname}_{op}", self.used_node_names) if self._emitted else self._nname
-        self._emitted += 1
+        if name is not None:  # an explicitly named helper node does not take the ONNX node's name
+            name = self._unique(name, self.used_node_names)
+        elif self._emitted:
+            name = self._unique(f"{self._nname}_{op}", self.used_node_names)
+            self._emitted += 1
+        else:
+            name = self._nname
+            self._emitted += 1
         n = FNode(name, op, list(inputs), fg_out, dict(attrs or {}), dict(params or {}))
         try:
             self.shapes[fg_out] = _infer(n, [self.shapes[t] for t in inputs])
@@ -324,9 +365,11 @@ class _Importer:
                 outs.append(self.alias[o])
         stem = Path(self.src).stem if self.src and self.src != "<model>" else ""
         name = _sanitize(stem or self.g.name or "onnx_model")
-        return FloatGraph(name=name, input_name=self.input_fg, input_shape=self.input_shape,
-                          nodes=self.nodes, outputs=outs, weights="real",
-                          fixed_qparams=self.fixed_qparams, fixed_weight_scales=self.fixed_weight_scales)
+        fg = FloatGraph(name=name, input_name=self.input_fg, input_shape=self.input_shape,
+                        nodes=self.nodes, outputs=outs, weights="real",
+                        fixed_qparams=self.fixed_qparams, fixed_weight_scales=self.fixed_weight_scales)
+        fg.source_outputs = {o: self.alias[o] for o in self.outputs}  # ONNX output -> graph tensor
+        return fg
 
     def _input(self):
         from onnx import TensorProto
@@ -349,7 +392,8 @@ class _Importer:
             if not d.HasField("dim_value") or d.dim_value < 1:
                 raise ArasError(f"{self.src}: input {v.name!r} dimension {i} must be a fixed positive number "
                                 f"(only the batch dimension 0 may be symbolic), got "
-                                f"{d.dim_param or d.dim_value!r}")
+                                f"{d.dim_param or d.dim_value!r}; fix it with --input-shape "
+                                f"{v.name}={','.join(['1'] + ['D'] * (len(tt.shape.dim) - 1))}")
             dims.append(int(d.dim_value))
         b = tt.shape.dim[0]
         self.batch = int(b.dim_value) if b.HasField("dim_value") and b.dim_value > 0 else None
@@ -360,6 +404,8 @@ class _Importer:
 
     def _node(self, node):
         op = node.op_type
+        if node.domain == FUSED_DOMAIN and op in _FUSED_OPS:
+            return getattr(self, f"_fused_{op}")(node, _attrs(node))
         if node.domain not in ("", "ai.onnx"):
             raise self.err(node, f"unsupported operator {op!r} of domain {node.domain!r} (only the default "
                                  "ONNX domain is supported)")
@@ -369,7 +415,7 @@ class _Importer:
         if op == "Constant":
             return self._constant(node)
         ins = [t for t in node.input if t]
-        if op in _FOLDABLE and ins and all(self.is_const(t) for t in ins):
+        if (op in _FOLDABLE or op not in _NO_FOLD) and ins and all(self.is_const(t) for t in ins):
             return self._fold(node)
         if op == "Shape":
             return self._fold(node)
@@ -459,8 +505,16 @@ class _Importer:
                 v = self._quantize_const(node, a, c)
             elif op == "DequantizeLinear":
                 v = self._dequantize_const(node, a, c)
-            else:  # pragma: no cover - _FOLDABLE and this chain are kept in step
-                raise self.err(node, f"cannot evaluate constant {op}")
+            else:  # anything else on constants (Slice, Range, Expand, ...): ONNX's reference evaluator
+                try:
+                    vs = _eval_node(node, self.consts, self.opset)
+                except Exception as e:
+                    raise self.err(node, f"cannot evaluate on constants: {type(e).__name__}: "
+                                         f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+                for o, val in zip(node.output[1:], vs[1:], strict=False):
+                    if o:
+                        self.consts[o] = np.asarray(val)
+                v = vs[0]
         except ArasError:
             raise
         except (ValueError, TypeError, IndexError, KeyError) as e:
@@ -529,8 +583,46 @@ class _Importer:
                                  f"(axis {axis}) are required")
         return s.astype(np.float64)
 
+    def _op_Pad(self, node, a):
+        """Zero padding of H, W (negative: crop) -> host ``upsample`` with up (1, 1); folded into the
+        padding of a Conv that is its only reader (exact: the conv zero-pads)."""
+        x = self.act(node, node.input[0])
+        s = self.shapes[x]
+        mode = a.get("mode", "constant") or "constant"
+        if self.opset < 11:
+            pads, val = [int(v) for v in a.get("pads", ())], float(a.get("value", 0.0))
+        else:
+            pads = [int(v) for v in np.asarray(self.const(node, 1, "pads")).reshape(-1)]
+            val = float(np.asarray(self.const(node, 2, "constant_value", default=np.zeros(1))).reshape(-1)[0]) \
+                if len(node.input) > 2 and node.input[2] else 0.0
+            if len(node.input) > 3 and node.input[3]:
+                axes = [int(v) for v in np.asarray(self.const(node, 3, "axes")).reshape(-1)]
+                full = [0] * (2 * (len(s) + 1))
+                for i, ax in enumerate(axes):
+                    ax = ax + len(s) + 1 if ax < 0 else ax
+                    full[ax], full[ax + len(s) + 1] = pads[i], pads[i + len(axes)]
+                pads = full
+        if mode != "constant" or val != 0.0:
+            raise self.err(node, f"only zero padding is supported (mode {mode!r}, value {val})")
+        if len(s) != 3 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
+            raise self.err(node, f"pads {pads} must pad only H and W of a (C, H, W) input {s}")
+        border = [pads[2], pads[3], pads[6], pads[7]]
+        if not any(border):
+            self.set_alias(node.output[0], x)
+            return
+        self.emit(node, "upsample", [x], node.output[0], {"up": [1, 1], "border": border})
+
     def _op_Conv(self, node, a):
         x = self.act(node, node.input[0])
+        extra = (0, 0, 0, 0)
+        prod = self.producer.get(x)
+        s_in = self.shapes[x]  # the (padded) input shape auto_pad refers to
+        if prod is not None and prod.op == "upsample" and list(prod.attrs["up"]) == [1, 1] \
+                and min(prod.attrs["border"]) >= 0 and self.sole_use(x):
+            extra = tuple(int(v) for v in prod.attrs["border"])  # a zero Pad folds into the conv's padding
+            self.nodes.remove(prod)
+            del self.producer[x]
+            x = prod.inputs[0]
         w = np.array(self.const(node, 1, "weight"), dtype=np.float32)  # own, writable copy
         if w.ndim != 4:
             raise self.err(node, f"only 2-D convolution is supported (weight shape {w.shape})")
@@ -541,12 +633,12 @@ class _Importer:
         params = {"weight": w}
         if b.size:
             params["bias"] = np.array(b, dtype=np.float32).reshape(-1)
-        s = self.shapes[x]
-        if len(s) != 3:
-            raise self.err(node, f"Conv needs a (C, H, W) input, got {s}")
+        if len(s_in) != 3:
+            raise self.err(node, f"Conv needs a (C, H, W) input, got {s_in}")
         stride = tuple(int(v) for v in a.get("strides", (1, 1)))
         dil = tuple(int(v) for v in a.get("dilations", (1, 1)))
-        pads = self._pads(node, a, s, tuple(w.shape[2:]), stride, dil)
+        pads = self._pads(node, a, s_in, tuple(w.shape[2:]), stride, dil)
+        pads = tuple(p + e for p, e in zip(pads, extra, strict=True))
         n = self.emit(node, "conv2d", [x], node.output[0],
                       {"stride": stride, "pads": pads, "dilation": dil, "groups": int(a.get("group", 1))}, params)
         ws = self._weight_scales(node, node.input[1], 0, w.shape[0])
@@ -595,8 +687,13 @@ class _Importer:
             self.fixed_weight_scales[n.name] = ws * abs(alpha)
 
     def _op_MatMul(self, node, a):
-        if self.is_const(node.input[0]) or not self.is_const(node.input[1]):
-            raise self.err(node, "MatMul is supported only as activation @ constant (K, N) weight")
+        if self.is_const(node.input[0]):
+            raise self.err(node, "MatMul is supported only as activation @ constant (K, N) weight or as a product "
+                                 "of two activations (host)")
+        if not self.is_const(node.input[1]):  # both activations: attention scores / context, on the host
+            x, y = self.act(node, node.input[0]), self.act(node, node.input[1])
+            self.emit(node, "matmul", [x, y], node.output[0], {"alpha": 1.0})
+            return
         x = self.act(node, node.input[0])
         bmat = np.asarray(self.consts[node.input[1]], dtype=np.float32)
         if bmat.ndim != 2:
@@ -606,38 +703,137 @@ class _Importer:
         if ws is not None:
             self.fixed_weight_scales[n.name] = ws
 
-    def _foldable_producer(self, node, x: str, what: str) -> FNode:
-        prod = self.producer.get(x)
-        if prod is None or prod.op not in WEIGHT_OPS:
-            raise self.err(node, f"{what} must directly follow a Conv/Gemm/MatMul to be folded into it "
-                                 f"(input {x!r} comes from {prod.op if prod else 'the graph input'})")
-        if not self.sole_use(x):
-            raise self.err(node, f"{what}: the output of {prod.name!r} has other uses, so it cannot be folded")
-        return prod
-
-    def _op_Add(self, node, a):
-        i0, i1 = node.input[0], node.input[1]
-        c0, c1 = self.is_const(i0), self.is_const(i1)
-        if not c0 and not c1:
-            x, y = self.act(node, i0), self.act(node, i1)
-            self.emit(node, "add", [x, y], node.output[0])
-            return
-        x = self.act(node, i1 if c0 else i0)
-        c = np.asarray(self.consts[i0 if c0 else i1], dtype=np.float64)
-        prod = self._foldable_producer(node, x, "Add of a constant")
+    # -------------------------------------------------------------- constant affine maps (Add/Sub/Mul/Div, BN)
+    def _channel_axis(self, node, x: str, c: np.ndarray):
+        """Axis of ``(1,) + shape(x)`` along which constant ``c`` varies (None: a scalar everywhere)."""
         full = (1,) + self.shapes[x]
-        ch = 1 if prod.op == "conv2d" else len(full) - 1
-        cout = full[ch]
         if c.ndim > len(full):
             raise self.err(node, f"constant of shape {c.shape} broadcasts beyond the activation {full}")
         cs = (1,) * (len(full) - c.ndim) + c.shape
-        if any(d != 1 for i, d in enumerate(cs) if i != ch) or cs[ch] not in (1, cout):
-            raise self.err(node, f"constant of shape {c.shape} is not a per-output-channel bias of "
-                                 f"{prod.name!r} (channel axis {ch} of {full})")
-        add = np.broadcast_to(c.reshape(-1), (cout,)).astype(np.float64)
+        vary = [i for i, d in enumerate(cs) if d != 1]
+        if not vary:
+            return None
+        if len(vary) > 1 or vary[0] == 0 or cs[vary[0]] != full[vary[0]]:
+            raise self.err(node, f"constant of shape {c.shape} is neither a scalar nor per-output-channel for the "
+                                 f"activation {full} (one value per channel along a single axis)")
+        return vary[0]
+
+    def _affine(self, node, x: str, a, b, pre=0.0, what: str | None = None):
+        """y = a·(x + pre) + b with constants broadcasting per channel (ONNX broadcasting): folded into
+        the conv/linear producing ``x`` (into a copy of it when ``x`` has other readers), else a scalar
+        into a host matmul's alpha, else lowered to a standalone crossbar layer (depthwise 1x1 conv for
+        (C, H, W), diagonal linear over the last axis otherwise)."""
+        what = what or node.op_type
+        full = (1,) + self.shapes[x]
+        arrs = [np.asarray(v, dtype=np.float64) for v in (a, b, pre)]
+        axes = {self._channel_axis(node, x, v) for v in arrs} - {None}
+        if len(axes) > 1:
+            raise self.err(node, f"{what}: constants vary along different axes {sorted(axes)} of {full}")
+        ax = axes.pop() if axes else None
+        prod = self.producer.get(x)
+        pch = None if prod is None else 1 if prod.op == "conv2d" else len(full) - 1
+        if prod is not None and prod.op in WEIGHT_OPS and ax in (None, pch):
+            return self._fold_affine(node, x, prod, full[pch], pch, arrs, what)
+        a_, b_, p_ = arrs
+        if prod is not None and prod.op == "matmul" and ax is None and not b_.any() and not p_.any() \
+                and self.sole_use(x):
+            prod.attrs["alpha"] = float(prod.attrs.get("alpha", 1.0)) * float(a_.reshape(-1)[0])
+            self.rename_output(prod, node.output[0])
+            return
+        if len(full) == 4 and ax in (None, 1):
+            ch, kind = full[1], "conv2d"
+        elif len(full) >= 2 and ax in (None, len(full) - 1):
+            ch, kind = full[-1], "linear"
+        else:
+            raise self.err(node, f"{what}: a constant along axis {ax} of {full} is not per-output-channel (axis 1 "
+                                 "of a (C, H, W) tensor, or the last axis)")
+        k = np.broadcast_to(a_.reshape(-1), (ch,)) if a_.size in (1, ch) else a_.reshape(-1)
+        bias = np.broadcast_to(p_.reshape(-1), (ch,)) * k + np.broadcast_to(b_.reshape(-1), (ch,))
+        if np.all(k == 1.0) and not bias.any():
+            self.set_alias(node.output[0], x)  # the identity
+            return
+        w = k.reshape(ch, 1, 1, 1) if kind == "conv2d" else np.diag(k)
+        attrs = {"stride": (1, 1), "pads": (0, 0, 0, 0), "dilation": (1, 1), "groups": ch} if kind == "conv2d" else {}
+        self.emit(node, kind, [x], node.output[0], attrs, {"weight": w.astype(np.float64),
+                                                           "bias": np.asarray(bias, np.float64)})
+
+    def _fold_affine(self, node, x, prod: FNode, cout: int, pch: int, arrs, what: str):
+        a_, b_, p_ = (np.broadcast_to(v.reshape(-1), (cout,)).astype(np.float64) for v in arrs)
+        scaled = bool(np.any(a_ != 1.0))
+        ws = self.fixed_weight_scales.get(prod.name)
+        if ws is not None and scaled:
+            if np.any(a_ == 0):
+                raise self.err(node, f"{what}: a zero scale cannot be folded into the pre-quantized layer "
+                                     f"{prod.name!r}")
+            ws = ws * np.abs(a_)
         old = prod.params.get("bias")
-        prod.params["bias"] = ((old if old is not None else 0.0) + add).astype(np.float32)
-        self.rename_output(prod, node.output[0])
+        if scaled or p_.any():
+            b0 = np.zeros(cout) if old is None else old.astype(np.float64)
+            bias = (b0 + p_) * a_ + b_
+            w = prod.params["weight"].astype(np.float64)
+            w = w * a_.reshape((-1,) + (1,) * (w.ndim - 1))
+        else:  # a bias Add: float32, as the model's own bias
+            bias = ((old if old is not None else 0.0) + b_).astype(np.float32)
+            w = prod.params["weight"]
+        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(bias))):
+            raise self.err(node, f"folding {what} into {prod.name!r} gives non-finite weights")
+        if self.sole_use(x):
+            prod.params["weight"], prod.params["bias"] = w, bias
+            if ws is not None:
+                self.fixed_weight_scales[prod.name] = ws
+            self.rename_output(prod, node.output[0])
+            return
+        # x has other readers: fold into a copy of the layer (same input, its own output)
+        n = self.emit(node, prod.op, list(prod.inputs), node.output[0], dict(prod.attrs),
+                      {**prod.params, "weight": w, "bias": bias})
+        if ws is not None:
+            self.fixed_weight_scales[n.name] = ws
+
+    def _const_and_act(self, node):
+        """(activation, constant, constant first) of a binary node with exactly one constant input."""
+        i0, i1 = node.input[0], node.input[1]
+        c0, c1 = self.is_const(i0), self.is_const(i1)
+        if c0 == c1:
+            return None
+        return self.act(node, i1 if c0 else i0), np.asarray(self.consts[i0 if c0 else i1], np.float64), c0
+
+    def _op_Add(self, node, a):
+        r = self._const_and_act(node)
+        if r is None:
+            x, y = self.act(node, node.input[0]), self.act(node, node.input[1])
+            if self.shapes[x] != self.shapes[y]:
+                raise self.err(node, f"Add of activations of shapes {self.shapes[x]} and {self.shapes[y]}: "
+                                     "broadcasting adds of two activations are not supported")
+            self.emit(node, "add", [x, y], node.output[0])
+            return
+        x, c, _ = r
+        self._affine(node, x, 1.0, c, what="Add of a constant")
+
+    def _op_Sub(self, node, a):
+        r = self._const_and_act(node)
+        if r is None:
+            raise self.err(node, "Sub of two activations is not supported (only activation - constant, "
+                                 "constant - activation, or inside a LayerNorm pattern)")
+        x, c, first = r
+        self._affine(node, x, -1.0 if first else 1.0, c if first else -c, what="Sub of a constant")
+
+    def _op_Mul(self, node, a):
+        r = self._const_and_act(node)
+        if r is None:
+            x, y = self.act(node, node.input[0]), self.act(node, node.input[1])
+            self.emit(node, "mul", [x, y], node.output[0])
+            return
+        x, c, _ = r
+        self._affine(node, x, c, 0.0, what="Mul by a constant")
+
+    def _op_Div(self, node, a):
+        r = self._const_and_act(node)
+        if r is None or r[2]:
+            raise self.err(node, "Div is supported only as activation / constant")
+        x, c, _ = r
+        if np.any(c == 0):
+            raise self.err(node, "division by a constant holding zeros")
+        self._affine(node, x, 1.0 / c, 0.0, what="Div by a constant")
 
     def _op_BatchNormalization(self, node, a):
         if int(a.get("training_mode", 0)):
@@ -645,16 +841,17 @@ class _Importer:
         if any(t and self.uses.get(t, 0) for t in node.output[1:]):
             raise self.err(node, "the running mean/var outputs are used; only inference BN is supported")
         x = self.act(node, node.input[0])
-        prod = self._foldable_producer(node, x, "BatchNormalization")
-        if prod.op == "linear" and len(self.shapes[x]) != 1:
+        prod = self.producer.get(x)
+        full = (1,) + self.shapes[x]
+        if prod is not None and prod.op == "linear" and len(full) != 2:
             raise self.err(node, f"BN after a linear layer with output {self.shapes[x]}: channel axis 1 is not "
                                  "the output-feature axis")
-        if prod.name in self.fixed_weight_scales:
+        if prod is not None and prod.name in self.fixed_weight_scales:
             raise self.err(node, f"BN after the pre-quantized layer {prod.name!r}: fold BN before quantizing")
         gamma, beta, mean, var = (np.asarray(self.const(node, i, nm), dtype=np.float64).reshape(-1)
                                   for i, nm in ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
         eps = float(a.get("epsilon", 1e-5))
-        cout = prod.params["weight"].shape[0]
+        cout = full[1]
         if not all(v.size == cout for v in (gamma, beta, mean, var)):
             raise self.err(node, f"BN parameters must have {cout} channels")
         denom = var + eps
@@ -663,16 +860,8 @@ class _Importer:
         # Fold in float64 and keep the folded weight and bias in float64: rounding them back to float32
         # would put a second float32 rounding between the model and the quantizer (which works in float64).
         k = gamma / np.sqrt(denom)
-        w = prod.params["weight"].astype(np.float64)
-        b = prod.params.get("bias")
-        b = np.zeros(cout) if b is None else b.astype(np.float64)
-        w = w * k.reshape((-1,) + (1,) * (w.ndim - 1))
-        b = (b - mean) * k + beta
-        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
-            raise self.err(node, "folding BN gives non-finite weights")
-        prod.params["weight"] = w
-        prod.params["bias"] = b
-        self.rename_output(prod, node.output[0])
+        shp = (cout,) + (1,) * (len(full) - 2)
+        self._affine(node, x, k.reshape(shp), beta.reshape(shp), -mean.reshape(shp), what="BatchNormalization")
 
     # -------------------------------------------------------------- activations
     def _op_Relu(self, node, a):
@@ -721,6 +910,284 @@ class _Importer:
             raise self.err(node, f"opset {self.opset} Softmax over axes {ax}.. of {(None,) + self.shapes[x]} "
                                  "(legacy 2-D coercion) is not a single-axis softmax")
         self.emit(node, "softmax", [x], node.output[0], {"axis": ax - 1})
+
+    # -------------------------------------------------------------- host-path activations and fused patterns
+    def _op_Sigmoid(self, node, a):
+        self.emit(node, "sigmoid", [self.act(node, node.input[0])], node.output[0])
+
+    def _op_HardSigmoid(self, node, a):
+        self.emit(node, "hardsigmoid", [self.act(node, node.input[0])], node.output[0],
+                  {"alpha": float(a.get("alpha", 0.2)), "beta": float(a.get("beta", 0.5))})
+
+    def _op_HardSwish(self, node, a):  # ONNX HardSwish: x * HardSigmoid(x; 1/6, 1/2)
+        self.emit(node, "hardswish", [self.act(node, node.input[0])], node.output[0],
+                  {"alpha": float(a.get("alpha", 1.0 / 6.0)), "beta": float(a.get("beta", 0.5))})
+
+    _fused_HardSwish = _op_HardSwish
+
+    def _op_Swish(self, node, a):  # ONNX Swish (opset 24): x * sigmoid(alpha * x)
+        self.emit(node, "silu", [self.act(node, node.input[0])], node.output[0], {"alpha": float(a.get("alpha", 1.0))})
+
+    _fused_Silu = _op_Swish
+
+    def _op_Gelu(self, node, a):
+        ap = a.get("approximate", "none") or "none"
+        if ap not in ("none", "tanh"):
+            raise self.err(node, f"approximate={ap!r} is not supported")
+        self.emit(node, "gelu", [self.act(node, node.input[0])], node.output[0],
+                  {"approximate": "tanh"} if ap == "tanh" else {})
+
+    _fused_Gelu = _op_Gelu
+
+    def _op_LayerNormalization(self, node, a):
+        x = self.act(node, node.input[0])
+        s = self.shapes[x]
+        r = len(s) + 1
+        ax = int(a.get("axis", -1))
+        if (ax + r if ax < 0 else ax) != r - 1:
+            raise self.err(node, f"LayerNormalization over axis {ax} of {(None,) + s}: only the last axis is "
+                                 "supported")
+        if any(t and self.uses.get(t, 0) for t in node.output[1:]):
+            raise self.err(node, "the Mean / InvStdDev outputs are used; not supported")
+        d = s[-1]
+        p = {}
+        for i, nm, dflt in ((1, "gamma", 1.0), (2, "beta", 0.0)):
+            v = np.asarray(self.const(node, i, nm, default=np.full(d, dflt)), dtype=np.float64)
+            if v.size not in (1, d) or (v.ndim > 1 and v.shape[:-1] != (1,) * (v.ndim - 1)):
+                raise self.err(node, f"{nm} of shape {v.shape} is not a vector over the last axis ({d})")
+            p[nm] = np.broadcast_to(v.reshape(-1), (d,)).astype(np.float32)
+        self.emit(node, "layernorm", [x], node.output[0], {"eps": float(a.get("epsilon", 1e-5))}, p)
+
+    _fused_LayerNormalization = _op_LayerNormalization
+
+    # -------------------------------------------------------------- host-path data movement and products
+    def _op_Transpose(self, node, a):
+        x = self.act(node, node.input[0])
+        r = len(self.shapes[x]) + 1
+        perm = [int(p) for p in a.get("perm", range(r - 1, -1, -1))]
+        if sorted(perm) != list(range(r)) or perm[0] != 0:
+            raise self.err(node, f"perm {perm} moves the batch axis 0; only permutations of the other axes are "
+                                 "supported")
+        if perm == list(range(r)):
+            self.set_alias(node.output[0], x)
+            return
+        self.emit(node, "transpose", [x], node.output[0], {"perm": [p - 1 for p in perm[1:]]})
+
+    def _op_Concat(self, node, a):
+        ins = [t for t in node.input if t]
+        xs = [self.act(node, t) for t in ins]
+        r = len(self.shapes[xs[0]]) + 1
+        ax = int(a["axis"])
+        ax = ax + r if ax < 0 else ax
+        if not 1 <= ax < r:
+            raise self.err(node, f"concatenation along axis {a['axis']} (the batch axis or out of range)")
+        if len(xs) == 1:
+            self.set_alias(node.output[0], xs[0])
+            return
+        self.emit(node, "concat", xs, node.output[0], {"axis": ax - 1})
+
+    def _slice_node(self, node, x, axes, starts, ends, steps, out_onnx):
+        s = self.shapes[x]
+        r = len(s) + 1
+        ax_u, st_u, sp_u, cn_u = [], [], [], []
+        for ax, st, en, sp in zip(axes, starts, ends, steps, strict=True):
+            ax = ax + r if ax < 0 else ax
+            if not 1 <= ax < r:
+                raise self.err(node, f"slicing axis {ax} (the batch axis or out of range) is not supported")
+            d = s[ax - 1]
+            if sp == 0:
+                raise self.err(node, "step 0")
+            st = st + d if st < 0 else st
+            en = en + d if en < 0 else en
+            if sp > 0:
+                st, en = min(max(st, 0), d), min(max(en, 0), d)
+                cnt = max(0, -(-(en - st) // sp))
+            else:
+                st, en = min(max(st, 0), d - 1), min(max(en, -1), d - 1)
+                cnt = max(0, -(-(st - en) // -sp))
+            if cnt == 0:
+                raise self.err(node, f"the slice of axis {ax} is empty")
+            ax_u.append(ax - 1)
+            st_u.append(int(st))
+            sp_u.append(int(sp))
+            cn_u.append(int(cnt))
+        if all(c == s[a_] and st == 0 and sp == 1 for a_, st, sp, c in zip(ax_u, st_u, sp_u, cn_u, strict=True)):
+            self.set_alias(out_onnx, x)
+            return
+        self.emit(node, "slice", [x], out_onnx, {"axes": ax_u, "starts": st_u, "steps": sp_u, "counts": cn_u})
+
+    def _op_Slice(self, node, a):
+        x = self.act(node, node.input[0])
+        r = len(self.shapes[x]) + 1
+        if self.opset < 10:
+            starts, ends = list(a["starts"]), list(a["ends"])
+            axes = list(a.get("axes", range(len(starts))))
+            steps = [1] * len(starts)
+        else:
+            def vec(i, what, dflt):
+                v = self.const(node, i, what, default=np.asarray(dflt, np.int64) if dflt is not None else None)
+                return [int(t) for t in np.asarray(v).reshape(-1)]
+            starts, ends = vec(1, "starts", None), vec(2, "ends", None)
+            axes = vec(3, "axes", list(range(len(starts))))
+            steps = vec(4, "steps", [1] * len(starts))
+        big = 1 << 62  # INT64_MAX-style "to the end" stays the end after clamping
+        ends = [min(max(e, -big), big) for e in ends]
+        starts = [min(max(t, -big), big) for t in starts]
+        if not (len(starts) == len(ends) == len(axes) == len(steps)) or len(set(v % r for v in axes)) != len(axes):
+            raise self.err(node, f"starts/ends/axes/steps {starts}/{ends}/{axes}/{steps} do not match")
+        self._slice_node(node, x, axes, starts, ends, steps, node.output[0])
+
+    def _op_Split(self, node, a):
+        x = self.act(node, node.input[0])
+        s = self.shapes[x]
+        r = len(s) + 1
+        ax = int(a.get("axis", 0))
+        ax = ax + r if ax < 0 else ax
+        if not 1 <= ax < r:
+            raise self.err(node, f"Split along axis {a.get('axis', 0)} (the batch axis or out of range)")
+        d, n = s[ax - 1], len(node.output)
+        if "split" in a:
+            sizes = [int(v) for v in a["split"]]
+        elif len(node.input) > 1 and node.input[1]:
+            sizes = [int(v) for v in np.asarray(self.const(node, 1, "split")).reshape(-1)]
+        else:
+            n = int(a.get("num_outputs", n))
+            step = -(-d // n)
+            sizes = [min(step, d - i * step) for i in range(n)]
+        if len(sizes) != len(node.output) or sum(sizes) != d or min(sizes) < 1:
+            raise self.err(node, f"split sizes {sizes} do not cover axis {ax} ({d}) in {len(node.output)} outputs")
+        off = 0
+        for o, k in zip(node.output, sizes, strict=True):
+            if o:
+                self._slice_node(node, x, [ax], [off], [off + k], [1], o)
+            off += k
+
+    def _squeeze_like(self, node, a, op):
+        x = self.act(node, node.input[0])
+        s = list(self.shapes[x])
+        axes = self._axes(node, a, 1)
+        full = [1] + s
+        if op == "Squeeze":
+            axes = [i for i, d in enumerate(full) if d == 1 and i] if axes is None else \
+                [v + len(full) if v < 0 else v for v in axes]
+            if 0 in axes or any(not 0 < v < len(full) or full[v] != 1 for v in axes):
+                raise self.err(node, f"Squeeze axes {axes} of {(None,) + tuple(s)}: only size-1 non-batch axes")
+            out = [d for i, d in enumerate(full) if i not in axes][1:]
+        else:
+            r = len(full) + len(axes)
+            axes = sorted(v + r if v < 0 else v for v in axes)
+            if 0 in axes:
+                raise self.err(node, "Unsqueeze at axis 0 would move the batch axis")
+            for v in axes:
+                full.insert(v, 1)
+            out = full[1:]
+        if not out:
+            raise self.err(node, "the result would have no dimension besides the batch")
+        self.emit(node, "reshape", [x], node.output[0], {"shape": tuple(out)})
+
+    def _op_Squeeze(self, node, a):
+        self._squeeze_like(node, a, "Squeeze")
+
+    def _op_Unsqueeze(self, node, a):
+        self._squeeze_like(node, a, "Unsqueeze")
+
+    def _op_Resize(self, node, a):
+        x = self.act(node, node.input[0])
+        s = self.shapes[x]
+        if len(s) != 3:
+            raise self.err(node, f"Resize needs a (C, H, W) input, got {s}")
+        mode = a.get("mode", "nearest")
+        coord = a.get("coordinate_transformation_mode", "half_pixel" if self.opset >= 11 else "asymmetric")
+        if mode not in ("nearest", "linear"):
+            raise self.err(node, f"mode {mode!r} is not supported (nearest, linear)")
+        if coord == "tf_crop_and_resize" or int(a.get("antialias", 0)) or int(a.get("exclude_outside", 0)):
+            raise self.err(node, f"coordinate_transformation_mode {coord!r} / antialias / exclude_outside are "
+                                 "not supported")
+        if a.get("axes") is not None or (a.get("keep_aspect_ratio_policy", "stretch") or "stretch") != "stretch":
+            raise self.err(node, "axes / keep_aspect_ratio_policy are not supported")
+        if self.opset < 11:
+            sc, sz = self.const(node, 1, "scales"), None
+        else:
+            def opt(i):
+                t = node.input[i] if i < len(node.input) else ""
+                return None if not t else self.const(node, i, ("roi", "scales", "sizes")[i - 1])
+            sc, sz = opt(2), opt(3)
+            if sc is not None and sc.size == 0:
+                sc = None
+            if sz is not None and sz.size == 0:
+                sz = None
+        full = (1,) + s
+        if sz is not None:
+            sz = [int(v) for v in np.asarray(sz).reshape(-1)]
+            if len(sz) != 4 or sz[1] != s[0]:
+                raise self.err(node, f"sizes {sz} must keep N and C of {(None,) + s}")
+            size = (sz[2], sz[3])
+            scales = (sz[2] / s[1], sz[3] / s[2])
+        elif sc is not None:
+            scv = [float(v) for v in np.asarray(sc).reshape(-1)]
+            if len(scv) != 4 or scv[0] != 1 or scv[1] != 1 or min(scv) <= 0:
+                raise self.err(node, f"scales {scv} must be (1, 1, sh, sw) with positive sh, sw")
+            scales = (scv[2], scv[3])
+            size = (int(math.floor(full[2] * scv[2])), int(math.floor(full[3] * scv[3])))
+        else:
+            raise self.err(node, "needs constant scales or sizes")
+        if min(size) < 1:
+            raise self.err(node, f"output size {size} is empty")
+        attrs = {"size": list(size), "scales": list(scales), "mode": mode, "coord": coord}
+        if mode == "nearest":
+            attrs["nearest"] = a.get("nearest_mode", "round_prefer_floor") if self.opset >= 11 else "floor"
+        self.emit(node, "resize", [x], node.output[0], attrs)
+
+    def _op_ConvTranspose(self, node, a):
+        """Lowered to a stride-1 conv2d on the crossbars, behind a host zero insertion when stride > 1."""
+        x = self.act(node, node.input[0])
+        s = self.shapes[x]
+        w = np.asarray(self.const(node, 1, "weight"), dtype=np.float64)
+        if w.ndim != 4 or len(s) != 3:
+            raise self.err(node, f"only 2-D ConvTranspose on (C, H, W) is supported (weight {w.shape}, input {s})")
+        g = int(a.get("group", 1))
+        cin, cout_g, kh, kw = w.shape
+        if cin != s[0] or cin % g:
+            raise self.err(node, f"weight {w.shape} does not fit input {s} with group={g}")
+        st = tuple(int(v) for v in a.get("strides", (1, 1)))
+        dil = tuple(int(v) for v in a.get("dilations", (1, 1)))
+        op_ = tuple(int(v) for v in a.get("output_padding", (0, 0)))
+        ke = (dil[0] * (kh - 1) + 1, dil[1] * (kw - 1) + 1)
+        ap = a.get("auto_pad", "NOTSET") or "NOTSET"
+        if "output_shape" in a:
+            raise self.err(node, "the output_shape attribute is not supported; give pads")
+        if ap in ("SAME_UPPER", "SAME_LOWER"):  # output = input * stride (ONNX reference split of the total)
+            tot = [st[i] * (s[1 + i] - 1) + op_[i] + ke[i] - s[1 + i] * st[i] for i in range(2)]
+            if min(tot) < 0:
+                raise self.err(node, f"auto_pad {ap} needs negative total padding {tot}")
+            lo = [t // 2 for t in tot] if ap == "SAME_UPPER" else [t - t // 2 for t in tot]
+            pads = (lo[0], lo[1], tot[0] - lo[0], tot[1] - lo[1])
+        elif ap == "VALID":
+            pads = (0, 0, 0, 0)
+        elif ap == "NOTSET":
+            pads = tuple(int(v) for v in a.get("pads", (0, 0, 0, 0)))
+        else:
+            raise self.err(node, f"unknown auto_pad {ap!r}")
+        # y = conv(zero-inserted x padded by k_eff - 1 - pad (+ output_padding at the end), flipped kernel)
+        border = [ke[0] - 1 - pads[0], ke[1] - 1 - pads[1], ke[0] - 1 - pads[2] + op_[0], ke[1] - 1 - pads[3] + op_[1]]
+        cin_g = cin // g
+        wc = np.empty((g * cout_g, cin_g, kh, kw))
+        for gi in range(g):
+            blk = w[gi * cin_g:(gi + 1) * cin_g]  # (cin_g, cout_g, kh, kw)
+            wc[gi * cout_g:(gi + 1) * cout_g] = blk.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+        b = self.const(node, 2, "bias", default=np.zeros(0))
+        params = {"weight": wc}
+        if b.size:
+            params["bias"] = np.asarray(b, dtype=np.float64).reshape(-1)
+        conv_in, cpads = x, (0, 0, 0, 0)
+        if st == (1, 1) and min(border) >= 0:
+            cpads = tuple(border)
+        else:
+            up = self.emit(node, "upsample", [x], "", {"up": list(st), "border": border},
+                           out_fg=self.fresh(f"{node.output[0]}_up"), name=f"{self._nname}_upsample")
+            conv_in = up.output
+        self.emit(node, "conv2d", [conv_in], node.output[0],
+                  {"stride": (1, 1), "pads": cpads, "dilation": dil, "groups": g}, params)
 
     # -------------------------------------------------------------- pooling
     def _pool(self, node, a, kind: str):

@@ -1,4 +1,4 @@
-"""cocotb tests of the generated SystemVerilog (``hw.generate.to_sv``): shared testbench helpers
-(:mod:`verif.cocotb.tb`), the build/run helper (:mod:`verif.cocotb.runner`), test wrappers
-(:mod:`verif.cocotb.wrappers`), per-unit cocotb modules (``*_tb.py``) and their pytest wrappers
-(``test_*_tb.py``). Icarus by default; ``SIM=verilator`` (≥ 5.036), ``WAVES=1`` for FST traces."""
+"""cocotb tests of the generated SystemVerilog (``hw.generate.to_sv``): the pytest files (``test_*.py``)
+that drive the testbench library :mod:`verif.testbench` (runner, cases, cocotb modules) — the units,
+whole traces through the top level and ``aras verify``. Verilator by default when installed, else
+Icarus; ``SIM`` chooses, ``WAVES=1`` traces (docs/verification.md)."""

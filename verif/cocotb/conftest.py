@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from verif.cocotb import runner
+from verif.testbench import runner
 
 
 @pytest.fixture(scope="session")

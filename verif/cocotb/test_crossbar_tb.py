@@ -13,7 +13,7 @@ import pytest
 
 from aras.config import preset
 from hw.crossbar import Crossbar
-from verif.cocotb.runner import build, write_inputs
+from verif.testbench.runner import build, write_inputs
 
 TOP = "aras_xbar"
 
@@ -68,4 +68,4 @@ def test_crossbar_vectors_vs_numpy(xbar_design, tmp_path):
     cfg = preset("tiny")
     vec = crossbar_vectors(cfg, np.random.default_rng(2026))
     assert vec["rst"].sum() == 3 and vec["wr_en"][vec["rst"] == 1].sum() == 0
-    xbar_design.run("verif.cocotb.crossbar_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec))
+    xbar_design.run("verif.testbench.crossbar_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec))

@@ -17,8 +17,8 @@ from aras.tiling import Tile
 from hw.encoder import Encoder
 from sim_models.tiling import tile_levels
 from sim_models.write_engine import WriteTables, write_tile
-from verif.cocotb.runner import build, write_inputs
 from verif.hw.test_encoder import CORNERS, odd_tables, random_tile
+from verif.testbench.runner import build, write_inputs
 
 CONFIGS = {"tiny": lambda: preset("tiny"), "odd": odd_tables}
 TOP = "aras_encoder"
@@ -92,4 +92,4 @@ def test_encoder_rows_vs_golden(encoder_design, tmp_path):
     # the vectors do reach what the test is about
     assert set(vec["mode"]) == {0, 1} and set(vec["family"]) == {0, 1} and (vec["pack_g"] > 1).any()
     assert ((vec["mode"] == 1) & (vec["exp_changed"] == 0)).any() and vec["exp_hist"].any()
-    design.run("verif.cocotb.encoder_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec))
+    design.run("verif.testbench.encoder_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec))

@@ -16,7 +16,7 @@ from aras.config import preset
 from hw import sram
 from hw.gbuffer import Gbuffer
 from hw.generate import to_sv
-from verif.cocotb.runner import build, write_inputs
+from verif.testbench.runner import build, write_inputs
 
 TOP = "aras_gbuffer"
 N_RD, N_WR, N_C8, N_C32 = 2, 3, 6, 4
@@ -97,4 +97,4 @@ def test_gbuffer_storage_replicas_vs_numpy(cocotb_build_root, cocotb_sim, tmp_pa
     assert ("localparam int k = kh * 2 + kl;" in sv) is bool(loop_max)
     design = build(unit(cfg, init), TOP, cocotb_build_root, sim=cocotb_sim)
     vec = gbuffer_vectors(cfg, init, rng)
-    design.run("verif.cocotb.gbuffer_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec))
+    design.run("verif.testbench.gbuffer_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec))

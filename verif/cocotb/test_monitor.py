@@ -13,8 +13,8 @@ import pytest
 from aras import isa
 from aras.config import preset
 from sim_models import timing
-from verif.cocotb.monitor import Cycle, HazardChecker, ProgramView, compare_starts
-from verif.cocotb.system_vectors import make_case
+from verif.testbench.monitor import Cycle, HazardChecker, ProgramView, compare_starts
+from verif.testbench.system_vectors import make_case
 
 TINY = preset("tiny")
 PER_PE = TINY.apus_per_pe * TINY.xbars_per_apu

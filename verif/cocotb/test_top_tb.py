@@ -28,9 +28,9 @@ from aras.config import preset
 from sim_models import hazards
 from sim_models.scheduler import MODES
 from sim_models.timing import RULES
-from verif.cocotb import system
-from verif.cocotb.system_vectors import TOP_PARAMS, Case, case_cycles, make_case
 from verif.golden import hazard_cases as hc
+from verif.testbench import system
+from verif.testbench.system_vectors import TOP_PARAMS, Case, case_cycles, make_case
 
 TINY = preset("tiny")
 TINY_ADC = preset("tiny-adc")

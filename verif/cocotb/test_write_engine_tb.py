@@ -1,5 +1,5 @@
 """cocotb test of the generated Verilog of ``hw.write_engine.WriteEngine`` in the
-:class:`~verif.cocotb.wrappers.WriteHarness` (with its write buffer and the PE's crossbars) on
+:class:`~verif.testbench.wrappers.WriteHarness` (with its write buffer and the PE's crossbars) on
 ``tiny`` with one driver and with two: random tiles (both families, both modes, packed and unpacked,
 rewrites of the same weights whose rows are all skipped) written over random old contents. Golden:
 ``sim_models.write_engine.write_tile`` applied in program order per crossbar (the engine's WAW rule
@@ -19,9 +19,9 @@ from aras.config import preset
 from hw.write_engine import COUNTERS
 from sim_models.tiling import tile_levels
 from sim_models.write_engine import WriteTables, write_tile
-from verif.cocotb.runner import build, write_inputs
-from verif.cocotb.wrappers import WriteHarness
 from verif.hw.test_encoder import random_tile
+from verif.testbench.runner import build, write_inputs
+from verif.testbench.wrappers import WriteHarness
 
 TOP = "aras_write_harness"
 
@@ -94,4 +94,4 @@ def test_write_engine_tiles_vs_golden(harness_design, done_stall, tmp_path):
     # the vectors reach what the test is about
     assert set(vec["mode"]) == {0, 1} and set(vec["family"]) == {0, 1} and (vec["pack_g"] > 1).any()
     assert vec["exp_counters"][COUNTERS.index("rows_skipped")] and vec["exp_counters"][0]
-    design.run("verif.cocotb.write_engine_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec, seed=seed))
+    design.run("verif.testbench.write_engine_tb", tmp_path, extra_env=write_inputs(tmp_path, cfg, vec, seed=seed))

@@ -4,7 +4,7 @@
 
 A :class:`Chain` is what one testbench runs back to back on one design: each program's golden run
 starts from the crossbar contents the previous one left (cold for the first), as in
-``verif/cocotb/system.py`` and ``verif/hw/system.py``. Two simplifications: a run reset in the middle
+``verif/testbench/system.py`` and ``verif/hw/system.py``. Two simplifications: a run reset in the middle
 (``reset_at``) is taken as a full run from the previous contents (its real expectation starts from the
 rows written before the reset), and the cocotb disturbed runs (stalls, a late host: cycles are checked
 only for growth) are included as undisturbed.
@@ -55,7 +55,7 @@ def ci_chains() -> list[Chain]:
 
 
 def cocotb_chains() -> list[Chain]:
-    from verif.cocotb.system_vectors import make_case
+    from verif.testbench.system_vectors import make_case
 
     def chain(name, cfg, cases):
         c = Chain(f"cocotb {name}", cfg)

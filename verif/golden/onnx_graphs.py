@@ -285,3 +285,146 @@ def dead_channels(set_values: dict[str, dict] | None = None, seed: int = 6) -> o
     x = b.node("Flatten", [x], "flat", axis=1)
     b.node("Gemm", [x, c["fc_w"], c["fc_b"]], "fc", transB=1)
     return b.model("x", ["N", 3, 8, 8], {"fc": ["N", 6]})
+
+
+# ------------------------------------------------------------------------------------------ issue 17 patterns
+def hard_swish_written(b: Builder, x: str, name: str, form: int = 0) -> str:
+    """x * Relu6(x + 3) / 6 as exporters write it: form 0 ``Mul(x, Div(Clip(Add(x, 3), 0, 6), 6))``,
+    form 1 ``Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)``, form 2 ``Mul(Mul(x, Clip(...)), 1/6)``."""
+    t = b.node("Add", [x, b.const(f"{name}_three", np.array(3.0, np.float32))], f"{name}_add3")
+    t = b.node("Clip", [t, b.const(f"{name}_lo", np.array(0.0, np.float32)),
+                        b.const(f"{name}_hi", np.array(6.0, np.float32))], f"{name}_relu6")
+    if form == 0:
+        t = b.node("Div", [t, b.const(f"{name}_six", np.array(6.0, np.float32))], f"{name}_hsig")
+        return b.node("Mul", [x, t], name)
+    t = b.node("Mul", [t, x], f"{name}_prod")
+    if form == 1:
+        return b.node("Div", [t, b.const(f"{name}_six", np.array(6.0, np.float32))], name)
+    return b.node("Mul", [b.const(f"{name}_sixth", np.array(1 / 6, np.float32)), t], name)
+
+
+def conv_bn(b: Builder, x: str, cin: int, cout: int, name: str, k: int = 3, stride: int = 1, group: int = 1) -> str:
+    x = b.node("Conv", [x, b.w(f"{name}_w", cout, cin // group, k, k, scale=0.5 / np.sqrt(cin // group * k * k))],
+               f"{name}_conv", pads=[k // 2] * 4, strides=[stride, stride], group=group)
+    return b.bn(x, cout, name)
+
+
+def mobilenetv3_like(seed: int = 11, spatial=(16, 16)) -> onnx.ModelProto:
+    """A MobileNetV3-style classifier as torch exports it: stem conv + BN + hard-swish written out
+    (the conv output read by the Add of 3 and by the Mul), a depthwise block with a squeeze-and-
+    excitation (GAP -> 1x1 conv -> ReLU -> 1x1 conv -> HardSigmoid -> channel-wise Mul), a 1x1
+    projection with x * HardSigmoid(x), an expansion with SiLU (x * Sigmoid(x), EfficientNet), a
+    residual Add, a Mul/Add of per-channel constants (a layer scale on a ReLU output: lowered to a
+    depthwise 1x1 conv), GAP, Flatten, Gemm. ``spatial`` may hold symbolic names (e.g. ("H", "W"))."""
+    b = Builder(False, seed)
+    x = hard_swish_written(b, conv_bn(b, "x", 3, 8, "stem", stride=2), "stem_hs", 0)
+    d = b.node("Relu", [conv_bn(b, x, 8, 8, "dw", group=8)], "dw_relu")
+    s = b.node("GlobalAveragePool", [d], "se_gap")
+    s = b.node("Relu", [b.node("Conv", [s, b.w("se1_w", 4, 8, 1, 1), b.w("se1_b", 4, scale=0.1)], "se1")], "se_relu")
+    s = b.node("Conv", [s, b.w("se2_w", 8, 4, 1, 1), b.w("se2_b", 8, scale=0.1)], "se2")
+    s = b.node("HardSigmoid", [s], "se_hsig", alpha=1 / 6, beta=0.5)
+    d = b.node("Mul", [d, s], "se_scale")
+    p = conv_bn(b, d, 8, 8, "proj", k=1)
+    p = b.node("Mul", [p, b.node("HardSigmoid", [p], "proj_hsig", alpha=1 / 6, beta=0.5)], "proj_hs")
+    r = b.node("Add", [p, x], "res")
+    e = conv_bn(b, r, 8, 12, "exp", k=1)
+    e = b.node("Mul", [b.node("Sigmoid", [e], "exp_sig"), e], "exp_silu")
+    e = b.node("Relu", [e], "exp_relu")
+    e = b.node("Mul", [e, b.const("ls_g", b.rng.uniform(0.5, 1.5, (12, 1, 1)).astype(np.float32))], "ls_mul")
+    e = b.node("Add", [e, b.const("ls_b", (b.rng.standard_normal((12, 1, 1)) * 0.1).astype(np.float32))], "ls_add")
+    e = hard_swish_written(b, e, "head_hs", 1)
+    g = b.node("Flatten", [b.node("GlobalAveragePool", [e], "gap")], "flat")
+    b.node("Gemm", [g, b.w("fc_w", 5, 12), b.w("fc_b", 5, scale=0.1)], "logits", transB=1)
+    return b.model("x", ["N", 3, *spatial], {"logits": ["N", 5]})
+
+
+def unet_like(seed: int = 12) -> onnx.ModelProto:
+    """A U-Net-style segmenter: encoder conv + ReLU, stride-2 conv, ConvTranspose (stride 2) + BN +
+    ReLU back up, Concat with the skip, conv, nearest Resize x2 and bilinear Resize
+    (sizes), a ConvTranspose with stride 1 and asymmetric pads, and a 1x1 conv head. Input (N, 3, 9, 9)."""
+    b = Builder(False, seed)
+    e1 = b.node("Relu", [b.node("Conv", ["x", b.w("e1_w", 6, 3, 3, 3, scale=0.3), b.w("e1_b", 6, scale=0.1)], "e1",
+                                pads=[1, 1, 1, 1])], "e1_relu")  # (6, 9, 9)
+    e2 = b.node("Relu", [b.node("Conv", [e1, b.w("e2_w", 8, 6, 3, 3, scale=0.25)], "e2", pads=[1, 1, 1, 1],
+                                strides=[2, 2])], "e2_relu")  # (8, 5, 5)
+    u = b.node("ConvTranspose", [e2, b.w("up_w", 8, 6, 3, 3, scale=0.25), b.w("up_b", 6, scale=0.1)], "up",
+               strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[0, 0])  # (6, 9, 9)
+    u = b.node("Relu", [b.bn(u, 6, "up_bn")], "up_relu")  # BN after the ConvTranspose: folded into its conv
+    c = b.node("Concat", [u, e1], "cat", axis=1)  # (12, 9, 9)
+    c = b.node("Relu", [b.node("Conv", [c, b.w("d1_w", 4, 12, 3, 3, scale=0.2)], "d1", pads=[1, 1, 1, 1])], "d1_relu")
+    r = b.node("Resize", [c, "", b.const("sc", np.array([1, 1, 2, 2], np.float32))], "up_nn", mode="nearest")
+    r = b.node("Resize", [r, "", "", b.const("sz", np.array([1, 4, 12, 12], np.int64))], "up_lin", mode="linear")
+    t = b.node("ConvTranspose", [r, b.w("t1_w", 4, 4, 3, 3, scale=0.3)], "t1", pads=[1, 0, 1, 2])
+    b.node("Conv", [t, b.w("head_w", 2, 4, 1, 1), b.w("head_b", 2, scale=0.1)], "seg")
+    return b.model("x", ["N", 3, 9, 9], {"seg": ["N", 2, 12, 12]})
+
+
+def layer_norm_written(b: Builder, x: str, d: int, name: str, affine: bool = True) -> str:
+    """LayerNorm over the last axis as exported: ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div,
+    Mul gamma, Add beta (ReduceMean axes as an input: opset 18)."""
+    ax = b.const(f"{name}_axes", np.array([-1], np.int64))
+    mu = b.node("ReduceMean", [x, ax], f"{name}_mean")
+    dd = b.node("Sub", [x, mu], f"{name}_sub")
+    v = b.node("ReduceMean", [b.node("Pow", [dd, b.const(f"{name}_two", np.array(2.0, np.float32))], f"{name}_pow"),
+                              ax], f"{name}_var")
+    s = b.node("Sqrt", [b.node("Add", [v, b.const(f"{name}_eps", np.array(1e-5, np.float32))], f"{name}_ve")],
+               f"{name}_std")
+    y = b.node("Div", [dd, s], f"{name}_norm" if affine else name)
+    if not affine:
+        return y
+    y = b.node("Mul", [y, b.const(f"{name}_g", b.rng.uniform(0.5, 1.5, d).astype(np.float32))], f"{name}_mul")
+    return b.node("Add", [y, b.const(f"{name}_b", (b.rng.standard_normal(d) * 0.1).astype(np.float32))], name)
+
+
+def gelu_written(b: Builder, x: str, name: str, tanh: bool = False) -> str:
+    """GELU as exported: erf form ``x * 0.5 * (1 + Erf(x / sqrt 2))``, or the tanh form
+    ``0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * Pow(x, 3))))``."""
+    if tanh:
+        c = b.node("Pow", [x, b.const(f"{name}_3", np.array(3.0, np.float32))], f"{name}_cube")
+        c = b.node("Mul", [c, b.const(f"{name}_k", np.array(0.044715, np.float32))], f"{name}_kc")
+        c = b.node("Add", [x, c], f"{name}_in")
+        c = b.node("Mul", [b.const(f"{name}_s", np.array(np.sqrt(2 / np.pi), np.float32)), c], f"{name}_sc")
+        e = b.node("Tanh", [c], f"{name}_tanh")
+    else:
+        e = b.node("Erf", [b.node("Div", [x, b.const(f"{name}_r2", np.array(np.sqrt(2.0), np.float32))],
+                                  f"{name}_div")], f"{name}_erf")
+    e = b.node("Add", [e, b.const(f"{name}_one", np.array(1.0, np.float32))], f"{name}_1p")
+    h = b.node("Mul", [x, b.const(f"{name}_half", np.array(0.5, np.float32))], f"{name}_half_x")
+    return b.node("Mul", [h, e], name)
+
+
+def transformer_like(seed: int = 13, t: int = 6, d: int = 16, heads: int = 2) -> onnx.ModelProto:
+    """One pre-LN transformer block as exported from PyTorch: LayerNorm written out, Q/K/V MatMul +
+    bias Add, Reshape/Transpose into heads, score MatMul of two activations, Div by sqrt(head dim),
+    Softmax, context MatMul, Transpose/Reshape back, output projection, residual Add, an ONNX
+    LayerNormalization op, an FFN with the erf GELU written out, residual Add, and a head with
+    the tanh GELU written out. Input (N, T, D)."""
+    b = Builder(False, seed)
+    hd = d // heads
+    h = layer_norm_written(b, "x", d, "ln1")
+
+    def proj(inp, nm, n_out=d):
+        y = b.node("MatMul", [inp, b.w(f"{nm}_w", d if nm != "ff2" else 2 * d, n_out, scale=0.3)], f"{nm}_mm")
+        return b.node("Add", [y, b.w(f"{nm}_b", n_out, scale=0.05)], nm)
+
+    def heads_of(y, nm, perm):
+        y = b.node("Reshape", [y, b.const(f"{nm}_shp", np.array([0, t, heads, hd], np.int64))], f"{nm}_r")
+        return b.node("Transpose", [y], f"{nm}_t", perm=perm)
+
+    q = heads_of(proj(h, "q"), "q", [0, 2, 1, 3])  # (H, T, hd)
+    k = heads_of(proj(h, "k"), "k", [0, 2, 3, 1])  # (H, hd, T)
+    v = heads_of(proj(h, "v"), "v", [0, 2, 1, 3])
+    s = b.node("MatMul", [q, k], "scores")
+    s = b.node("Div", [s, b.const("sqrt_hd", np.array(np.sqrt(hd), np.float32))], "scores_scaled")
+    s = b.node("Softmax", [s], "attn", axis=-1)
+    c = b.node("MatMul", [s, v], "ctx")
+    c = b.node("Transpose", [c], "ctx_t", perm=[0, 2, 1, 3])
+    c = b.node("Reshape", [c, b.const("ctx_shp", np.array([0, t, d], np.int64))], "ctx_r")
+    x1 = b.node("Add", ["x", proj(c, "o")], "res1")
+    h2 = b.node("LayerNormalization", [x1, b.const("ln2_g", b.rng.uniform(0.5, 1.5, d).astype(np.float32)),
+                                       b.const("ln2_b", (b.rng.standard_normal(d) * 0.1).astype(np.float32))],
+                "ln2", axis=-1, epsilon=1e-5)
+    f = gelu_written(b, proj(h2, "ff1", 2 * d), "gelu1")
+    x2 = b.node("Add", [x1, proj(f, "ff2")], "res2")
+    gelu_written(b, x2, "out", tanh=True)
+    return b.model("x", ["N", t, d], {"out": ["N", t, d]}, opset=18)

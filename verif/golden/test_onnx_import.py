@@ -167,21 +167,13 @@ def _err_models():
         opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     cases.append(("custom-domain", m, ["Foo", "custom_node", "com.example"]))
 
+    # BN after a ReLU, BN / constant Add on a conv output with other readers, a constant Add after a ReLU
+    # and MatMul of two activations are supported now (verif/golden/test_onnx_patterns.py)
     b = G.Builder()
     x = b.node("Relu", [b.node("Conv", ["x", b.w("w", 3, 2, 1, 1)], "conv")], "relu")
-    b.bn(x, 3, "bn_after_relu")
-    cases.append(("bn-after-relu", b.model("x", ["N", 2, 4, 4], {"bn_after_relu": ["N", 3, 4, 4]}),
-                  ["bn_after_relu", "BatchNormalization", "relu"]))
-
-    b = G.Builder()
-    c = b.node("Conv", ["x", b.w("w", 3, 2, 1, 1)], "conv")
-    b.node("Add", [b.bn(c, 3, "bn_shared"), c], "y")
-    cases.append(("bn-shared-conv", b.model("x", ["N", 2, 4, 4], {"y": ["N", 3, 4, 4]}),
-                  ["bn_shared", "other uses"]))
-
-    b = G.Builder()
-    b.node("Add", [b.node("Relu", ["x"], "r"), b.w("c", 4)], "y", name="add_const")
-    cases.append(("const-add-after-relu", b.model("x", ["N", 4], {"y": ["N", 4]}), ["add_const", "Add"]))
+    b.node("Add", [x, b.w("c", 1, 4, 4)], "y", name="add_spatial")
+    cases.append(("const-add-per-position", b.model("x", ["N", 2, 4, 4], {"y": ["N", 3, 4, 4]}),
+                  ["add_spatial", "Add", "per-output-channel"]))
 
     b = G.Builder()
     c = b.node("Conv", ["x", b.w("w", 3, 2, 1, 1)], "conv")
@@ -202,8 +194,8 @@ def _err_models():
     cases.append(("softmax-batch-axis", G.single("Softmax", ["N", 3], {}, {"axis": 0}, name="sm0"),
                   ["sm0", "batch"]))
     b = G.Builder()
-    b.node("MatMul", ["x", "x"], "y", name="mm")
-    cases.append(("matmul-two-activations", b.model("x", ["N", 4, 4], {"y": ["N", 4, 4]}), ["mm", "MatMul"]))
+    b.node("MatMul", [b.w("c", 4, 4), "x"], "y", name="mm")
+    cases.append(("matmul-constant-left", b.model("x", ["N", 4, 4], {"y": ["N", 4, 4]}), ["mm", "MatMul"]))
     cases.append(("conv-1d", G.single("Conv", ["N", 2, 8], {"w": np.ones((2, 2, 3), np.float32)}, name="c1d",
                                       out_shape=["N", 2, 6]), ["c1d", "2-D"]))
 

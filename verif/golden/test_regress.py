@@ -1,4 +1,4 @@
-"""The long regression's bookkeeping without a simulator (``scripts/regress.py``, ``verif/cocotb/coverage.py``):
+"""The long regression's bookkeeping without a simulator (``scripts/regress.py``, ``verif/testbench/coverage.py``):
 functional-coverage binning on the §10.6 worked example, Verilator ``coverage.dat`` parsing and merging,
 the random configs (valid, small, reproducible), the chain plan and what a failing chain reports (a fake
 simulator)."""
@@ -17,8 +17,8 @@ import pytest
 from aras.config import preset
 from hw.top import check_buildable
 from sim_models import hazards
-from verif.cocotb import coverage
-from verif.cocotb.system_vectors import make_case
+from verif.testbench import coverage
+from verif.testbench.system_vectors import make_case
 
 ROOT = Path(__file__).resolve().parents[2]
 

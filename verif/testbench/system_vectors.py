@@ -38,8 +38,6 @@ from hw.top import status_names
 from sim_models import functional, timing
 from sim_models.functional import plan_from_program
 from sim_models.scheduler import MODES, Options, schedule
-from verif.golden.test_spec_example import example_trace
-from verif.golden.tracegen import mlp_trace, random_multipliers, weight_layer_trace
 
 __all__ = ["TOP_PARAMS", "MODES", "EXEC_COUNTERS", "Case", "make_case", "trace_case", "expected", "vectors",
            "checksum", "top_params", "case_cycles"]
@@ -71,12 +69,18 @@ def checksum(data: bytes | np.ndarray) -> int:
 
 
 # ---------------------------------------------------------------- traces
+# The named cases of make_case (the tests, scripts/regress.py) build their traces with verif/golden's
+# generators, imported here only when such a case is made: aras verify (trace_case) never loads them.
 def _spec(seed: int) -> Trace:
+    from verif.golden.test_spec_example import example_trace
+
     return example_trace()
 
 
 def _conv(seed: int) -> Trace:
     """A random 3x3 conv, 3 → 6 channels on 4x5 with padding, stride (1, 2), zero points and ReLU."""
+    from verif.golden.tracegen import random_multipliers, weight_layer_trace
+
     rng = np.random.default_rng(seed)
     w = rng.integers(-127, 128, (6, 3, 3, 3))
     m, s = random_multipliers(rng, 6)
@@ -86,6 +90,8 @@ def _conv(seed: int) -> Trace:
 
 def _fc(seed: int) -> Trace:
     """A random linear layer 40 → 7 over 2 tokens (3 row chunks: cross-tile accumulation)."""
+    from verif.golden.tracegen import random_multipliers, weight_layer_trace
+
     rng = np.random.default_rng(seed)
     w = rng.integers(-127, 128, (7, 40))
     m, s = random_multipliers(rng, 7)
@@ -95,6 +101,8 @@ def _fc(seed: int) -> Trace:
 def _mlp(seed: int) -> Trace:
     """Three random linear layers (3,520 weights, ~7x the 512 of ``tiny``'s 8 crossbars) and a softmax on
     the host; outputs: the logits and the probabilities."""
+    from verif.golden.tracegen import mlp_trace
+
     return mlp_trace(seed, (48, 40, 32, 10), "mlp")
 
 
@@ -209,7 +217,7 @@ def _fits(case: Case, cfg: Config, im, params: dict) -> None:
     for k, v in _needs(case, cfg, im).items():
         if v > params[k]:
             raise ArasError(f"case {case.name} on {cfg.name}: needs {k} = {v}, the build has {params[k]} "
-                            "(verif/cocotb/system_vectors.py TOP_PARAMS; aras verify sizes its own build)")
+                            "(verif/testbench/system_vectors.py TOP_PARAMS; aras verify sizes its own build)")
 
 
 def vectors(case: Case, cfg: Config, *, reset_at: int = -1, idle: float = 0.3, backpressure: float = 0.3,

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Run a :class:`~verif.cocotb.system_vectors.Case` through the generated Verilog of ``hw.top.Top`` under
+"""Run a :class:`~verif.testbench.system_vectors.Case` through the generated Verilog of ``hw.top.Top`` under
 cocotb (``top_tb.py``): the SystemVerilog generated once per config and process, its build cached by
 content (``runner.build``: across tests, processes and ``aras verify``), one simulator process per chain
 of cases. Used by ``test_top_tb.py``, ``scripts/regress.py`` and ``aras verify``.
@@ -23,11 +23,11 @@ import numpy as np
 from aras.config import Config
 from hw.generate import to_sv
 from hw.top import Top
-from verif.cocotb import runner
-from verif.cocotb.system_vectors import TOP_PARAMS, Case, vectors
+from verif.testbench import runner
+from verif.testbench.system_vectors import TOP_PARAMS, Case, vectors
 
 TOP = "aras_top"
-MODULE = "verif.cocotb.top_tb"
+MODULE = "verif.testbench.top_tb"
 
 _SV: dict[tuple[str, str], str] = {}
 _DESIGNS: dict[tuple, runner.Build] = {}

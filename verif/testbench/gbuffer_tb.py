@@ -12,7 +12,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.gbuffer import Gbuffer
-from verif.cocotb.tb import TB, assert_equal, load_config, load_vectors, seed_from_env
+from verif.testbench.tb import TB, assert_equal, load_config, load_vectors, seed_from_env
 
 
 @cocotb.test()

@@ -22,7 +22,7 @@
   (``system.py``) reruns a failing case traced; ``WAVES=0``: never trace.
 - ``ARAS_COVERAGE=1`` (or ``build(coverage=True)``): Verilator builds with ``--coverage-line
   --coverage-toggle`` (a build of its own: the flags are in the hash), and every run writes
-  ``<test_dir>/coverage.dat`` (``verif/cocotb/coverage.py`` merges and summarises them). Icarus has no
+  ``<test_dir>/coverage.dat`` (``verif/testbench/coverage.py`` merges and summarises them). Icarus has no
   such coverage: asking for it fails.
 - Test vectors go to the cocotb module as files named in ``extra_env``. A failing cocotb test
   becomes an ``AssertionError`` carrying the cocotb failure messages (the runner itself only exits).
@@ -336,7 +336,7 @@ def build(component, top: str, build_root: Path | None = None, *, sim: str | Non
 
 def write_inputs(test_dir: Path, cfg, vectors: dict, seed: int = 0) -> dict[str, str]:
     """Write ``cfg`` (JSON) and ``vectors`` (npz) into ``test_dir``; returns the ``extra_env`` naming them
-    (``ARAS_CFG``, ``ARAS_VECTORS``, ``ARAS_TB_SEED``; read with ``verif.cocotb.tb.load_*``)."""
+    (``ARAS_CFG``, ``ARAS_VECTORS``, ``ARAS_TB_SEED``; read with ``verif.testbench.tb.load_*``)."""
     test_dir = Path(test_dir)
     test_dir.mkdir(parents=True, exist_ok=True)
     (test_dir / "cfg.json").write_text(json.dumps(cfg.to_dict()))

@@ -13,7 +13,7 @@ import numpy as np
 from cocotb.triggers import Timer
 
 from hw.encoder import Encoder
-from verif.cocotb.tb import TB, assert_equal, load_config, load_vectors
+from verif.testbench.tb import TB, assert_equal, load_config, load_vectors
 
 INPUTS = ("w", "family", "flags", "wcols", "pack_g", "pack_k", "pack_n", "row", "old", "mode")
 ARRAY_OUTS = ("target", "hist")

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""cocotb module: the generated Verilog of :class:`verif.cocotb.wrappers.WriteHarness` (write engine +
+"""cocotb module: the generated Verilog of :class:`verif.testbench.wrappers.WriteHarness` (write engine +
 write buffer + the PE's crossbars) runs a list of WRITE tiles from ``ARAS_VECTORS`` (written by
 ``test_write_engine_tb.py``) and is checked against the golden outcome stored with them.
 
@@ -23,7 +23,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.write_engine import COUNTERS
-from verif.cocotb.tb import (
+from verif.testbench.tb import (
     TB,
     Beat,
     StreamDriver,
@@ -33,7 +33,7 @@ from verif.cocotb.tb import (
     load_vectors,
     seed_from_env,
 )
-from verif.cocotb.wrappers import WriteHarness
+from verif.testbench.wrappers import WriteHarness
 
 
 @dataclass

@@ -50,9 +50,9 @@ from aras import isa
 from aras.trace import Trace
 from hw.top import Top, status_names
 from sim_models import hazards, host
-from verif.cocotb.monitor import Monitor, ProgramView, compare_starts
-from verif.cocotb.system_vectors import EXEC_COUNTERS, checksum, expected, make_case
-from verif.cocotb.tb import (
+from verif.testbench.monitor import Monitor, ProgramView, compare_starts
+from verif.testbench.system_vectors import EXEC_COUNTERS, checksum, expected, make_case
+from verif.testbench.tb import (
     TB,
     StreamDriver,
     StreamMonitor,
@@ -199,7 +199,7 @@ class LayerProbe:
 
     async def _run(self):
         events = sorted({(c, k, li) for li, (s, e) in self.windows.items() for c, k in ((s, "s"), (e, "e"))})
-        now = 0
+        now, done = 0, 0
         for c, k, li in events:
             if c > now:
                 await ClockCycles(self.tb.clk, c - now)
@@ -208,6 +208,8 @@ class LayerProbe:
             if k == "e":
                 base, n = self.places[li]
                 self.crc[li] = checksum(self.gbuf.read(base, n))
+                done += 1  # aras verify's progress bar follows these lines in the log
+                self.tb.log.info("LAYER %d/%d done (layer %d, cycle %d)", done, len(self.windows), li, c)
 
     def layer_counters(self, li: int) -> list[int] | None:
         if (li, "s") not in self.at or (li, "e") not in self.at:
