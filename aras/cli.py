@@ -524,6 +524,21 @@ def cmd_sweep(args) -> int:
     return _report_failures(data)
 
 
+def cmd_claims(args) -> int:
+    from . import claims
+
+    check_output(args.out, "-o", "dir", claims.FILES)
+    grid = claims.parse_axes(args.x, args.y)
+    claims.check_models(args.models)
+    cfg = _run_config(args)
+    data = claims.run_claims(args.models, cfg, grid, args.out, command=_command(args), **_exec_kw(args))
+    _print_models(data["models"])
+    for line in claims.summary_lines(data):
+        print(line)
+    print(f"wrote {Path(args.out) / 'report.md'} (+ report.html, claims.json, claims.png)")
+    return _report_failures(data)
+
+
 def cmd_dse(args) -> int:
     from . import config as C
     from .dse import parse_grid, run_dse
@@ -767,6 +782,22 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--out", required=True, help="output directory")
     _add_exec_flags(x)
     x.set_defaults(fn=cmd_dse)
+    cl = sub.add_parser("claims", help="claims map: where ARAS reaches the paper's 2.2x/45 % (vs baseline) and "
+                                       "1.5x/61 % (vs TPU-like) over a 2-D grid",
+                        description="ARAS, baseline PUM, ideal PUM and TPU-like at every point of a 2-D grid; "
+                                    "writes claims.png (heatmaps with contour lines at the paper's numbers), "
+                                    "claims.json and report.md/.html (docs/claims.md).")
+    cl.add_argument("models", nargs="+", help="model names (aras models) or trace directories")
+    cl.add_argument("--config", default="paper", help="base config: preset name or .toml/.json file (default paper)")
+    for flag in ("--x", "--y"):
+        cl.add_argument(flag, required=True, metavar="PARAM=V1,V2,...",
+                        help=f"the {flag[2:]} axis: a parameter and its values, as `aras dse --grid` (a sweep "
+                             "parameter such as write_energy, batch, xbars, or a config field such as "
+                             "pulses_per_level, e_adc8_pj, dram_pj_per_bit)")
+    cl.add_argument("-o", "--out", required=True, help="output directory")
+    _add_device_tpu_flags(cl)
+    _add_exec_flags(cl)
+    cl.set_defaults(fn=cmd_claims, batch=None)
     v = sub.add_parser("verilog", help="generate SystemVerilog of the top level, with a manifest")
     v.add_argument("--config", default="tiny", help="preset name or .toml/.json file (default tiny)")
     v.add_argument("-o", "--out", required=True, help="output directory")
