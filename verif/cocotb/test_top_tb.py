@@ -196,7 +196,7 @@ def test_hazard_cases(cocotb_build_root, tmp_path):
     assert not few, f"hazard cases: rules deciding fewer than {SEVERAL} starts: {few}"
 
 
-def test_starts_decided_by_rule(cocotb_build_root, tmp_path, capsys):
+def test_starts_decided_by_rule(cocotb_build_root, tmp_path, emit):
     """Last: the starts each rule decided over every undisturbed run of this session's cases (the hazard
     cases run here if this session did not run them), printed as a table; every rule that can decide on
     these configs must decide some."""
@@ -209,10 +209,9 @@ def test_starts_decided_by_rule(cocotb_build_root, tmp_path, capsys):
     cols["all, sole"] = _sum(ci + runs[HAZARD_CASES], "sole")
     starts = {k: sum(h["starts"] for h in v) for k, v in (("CI", ci), ("hazard", runs[HAZARD_CASES]))}
     need = required_rules([TINY, TINY_ADC])
-    with capsys.disabled():
-        print(f"\nstarts decided by rule (RTL starts = golden starts; golden replay, sim_models.hazards): "
-              f"CI cases {len(ci)} runs / {starts['CI']} starts, hazard cases {len(runs[HAZARD_CASES])} runs / "
-              f"{starts['hazard']} starts\n" + hazards.table(cols) + "\nmust decide some: " + ", ".join(need)
-              + " (pe_order needs a second write driver per PE)" * ("pe_order" not in need))
+    emit(f"starts decided by rule (RTL starts = golden starts; golden replay, sim_models.hazards): "
+         f"CI cases {len(ci)} runs / {starts['CI']} starts, hazard cases {len(runs[HAZARD_CASES])} runs / "
+         f"{starts['hazard']} starts\n" + hazards.table(cols) + "\nmust decide some: " + ", ".join(need)
+         + " (pe_order needs a second write driver per PE)" * ("pe_order" not in need))
     none = [r for r in need if cols["all"][r] == 0]
     assert not none, f"rules that decide no start of the session's cocotb cases: {none}"

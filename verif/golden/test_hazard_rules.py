@@ -3,7 +3,7 @@ which decide"), over the programs of the CI system tests and over small ``tiny``
 every rule decides starts (``hazard_cases.py``); and a mutation of the golden model — the COMPUTE start
 ignores the last crossbar's write — that those cases must notice.
 
-The tables go to the terminal whether or not pytest captures output (``capsys.disabled``)."""
+The tables go to the run's terminal summary (the ``emit`` fixture of verif/conftest.py)."""
 
 from __future__ import annotations
 
@@ -40,11 +40,6 @@ def starts(chains):
 
 def _all(starts, *groups):
     return [s for g in groups for _, _, _, st in starts[g] for s in st]
-
-
-def _emit(capsys, text):
-    with capsys.disabled():
-        print("\n" + text)
 
 
 def _top_xbar(prog, index):
@@ -111,7 +106,7 @@ def test_spec_example_known_answers():
 
 
 # ------------------------------------------------------------------------------------ which decide
-def test_every_rule_decides(starts, capsys):
+def test_every_rule_decides(starts, emit):
     """Counts per rule on the CI system tests' programs and on the added cases; every rule must decide
     starts, and the added cases make every rule decide several starts on its own (``sole``)."""
     c = {g: hazards.counts(_all(starts, g)) for g in starts}
@@ -134,7 +129,7 @@ def test_every_rule_decides(starts, capsys):
             "direct decisions per kind of start, CI + added:",
             hazards.table({k: {r: both["measures"]["direct"]["per_kind"].get((k, r), 0) for r in RULES}
                            for k in KINDS})]
-    _emit(capsys, "\n".join(text))
+    emit("\n".join(text))
 
     assert not any(sum(m(x, "later").values()) for x in c.values())  # no scheduling anomaly in these programs
     assert {r for r in RULES if both["per_rule"][r] == 0} == set(), "rules that decide no start"
@@ -171,7 +166,7 @@ def _skip_raw(prog, which, chip_last=None):
 
 
 @pytest.mark.parametrize("rule", ["raw_last", "raw_top", "chip_last"])
-def test_mutation_compute_ignores_last_crossbar(chains, rule, monkeypatch, capsys):
+def test_mutation_compute_ignores_last_crossbar(chains, rule, monkeypatch, emit):
     """The golden model mutated so that a COMPUTE does not wait for its last crossbar's write
     (``raw_last``: the one written last; ``raw_top``: the highest-numbered of the round; ``chip_last``:
     crossbar X - 1, made in the program): the added cases see it in ``cycles`` and in starts; the printed
@@ -194,7 +189,7 @@ def test_mutation_compute_ignores_last_crossbar(chains, rule, monkeypatch, capsy
             if rule == "raw_top":  # the same mutation made in the program instead of the model
                 assert _observe(real(_skip_raw(prog, rule), tr, ch.cfg, init)) == b
         got[group] = (len(runs), diff)
-    _emit(capsys, f"mutation: COMPUTE ignores the {rule} crossbar's write; runs that differ from the golden "
+    emit(f"mutation: COMPUTE ignores the {rule} crossbar's write; runs that differ from the golden "
           "model (cycles / status block / any start): "
           + "; ".join(f"{g} {d['cycles']}/{d['status']}/{d['starts']} of {n}" for g, (n, d) in got.items()))
     n, diff = got["added"]
