@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,29 +18,15 @@ from tqdm import tqdm
 from aras import cli, verify
 from aras.config import preset
 from aras.report import provenance_line
+from verif.golden.test_cli_guards import _lines, one_line_error
+from verif.golden.test_cli_guards import aras as cli_run
 
 ROOT = Path(__file__).resolve().parents[2]
 LENET = ROOT / "aras" / "fixtures" / "lenet5"
 
 
 def aras(*args, timeout: float = 900, env: dict | None = None):
-    return subprocess.run([sys.executable, "-m", "aras.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=env)
-
-
-def _lines(stream: str) -> list[str]:
-    """Lines as a terminal shows them: tqdm's carriage-return redraws collapsed to the last one."""
-    return [ln.rsplit("\r", 1)[-1] for ln in stream.splitlines() if ln.rsplit("\r", 1)[-1].strip()]
-
-
-def one_line_error(r, *needles: str) -> str:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr, r.stderr
-    err = _lines(r.stderr)
-    assert len(err) == 1 and err[0].startswith("aras: "), r.stderr
-    for n in needles:
-        assert n in err[0], (n, err[0])
-    return err[0]
+    return cli_run(*args, timeout=timeout, env=env)
 
 
 # ---------------------------------------------------------------------------------------------- (7) modes
