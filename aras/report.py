@@ -389,10 +389,15 @@ def write_compare_report(data: dict, out: Path) -> list[Path]:
     d.p(f"Config `{c.name}`:")
     items = config_lines(data["config"])
     t0 = runs[names[0]]["tpu"].get("tpu")
-    if t0:
+    if t0 and t0.get("area_matched", True):
         items.append(f"TPU-like baseline: {t0['rows']}×{t0['cols']} int8 MACs, sized so that MACs + weight buffer "
                      f"({t0['array_area_mm2']['total']:.3g} mm²) do not exceed ARAS's analog compute area "
                      f"({t0['aras_compute_area_mm2']['total']:.3g} mm²); same Gbuffer, vector unit and DRAM")
+    elif t0:  # --tpu-array chose the array
+        items.append(f"TPU-like baseline: {t0['rows']}×{t0['cols']} int8 MACs set by `--tpu-array`, "
+                     f"**not area-matched**: MACs + weight buffer {t0['array_area_mm2']['total']:.3g} mm² against "
+                     f"ARAS's analog compute area {t0['aras_compute_area_mm2']['total']:.3g} mm²; same Gbuffer, "
+                     "vector unit and DRAM")
     d.ul(items)
     d.p(_docs_pointer())
     d.p(WEIGHTS_LEGEND)

@@ -247,3 +247,13 @@ def test_every_sweep_parameter_is_labelled():
     from aras.report import SWEEP_AXIS
 
     assert set(SWEEP_PARAMS) == set(SWEEP_AXIS) == set(DEFAULT_SWEEP_VALUES)
+
+
+def test_compare_report_says_when_the_tpu_array_is_not_area_matched(tmp_path):
+    """``--tpu-array`` (config tpu_rows/tpu_cols) overrides the area matching: the header says so instead of
+    claiming the array fits ARAS's analog compute area."""
+    data = run_compare([str(LENET)], TINY.replace(tpu_rows=3, tpu_cols=5), tmp_path, jobs=1, progress=False)
+    md = (tmp_path / "report.md").read_text()
+    assert "3×5 int8 MACs set by `--tpu-array`, **not area-matched**" in md
+    assert "sized so that" not in md
+    assert not data["runs"][next(iter(data["runs"]))]["tpu"]["tpu"]["area_matched"]
