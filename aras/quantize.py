@@ -231,18 +231,31 @@ def _clamp_range(act: FNode | None, to: TensorQ) -> tuple[int, int]:
     return lo, hi
 
 
+# Elements of one row chunk of a weight matrix quantized at a time (float64 temporaries of ~128 MB each):
+# VGG-16's fc6 (103 M weights) in one piece would take several GB of temporaries.
+CHUNK_ELEMS = 1 << 24
+
+
+def _row_chunks(rows: int, cols: int):
+    step = max(1, CHUNK_ELEMS // max(1, cols))
+    return [(a, min(rows, a + step)) for a in range(0, rows, step)]
+
+
 def _weight_layer(g, n: FNode, act, tin, to) -> tuple[dict, dict]:
-    w = np.asarray(n.params["weight"], dtype=np.float64)
+    w = np.asarray(n.params["weight"])
+    if w.dtype not in (np.float16, np.float32, np.float64):
+        w = np.asarray(w, dtype=np.float64)  # each value of these three converts to float64 exactly
     cout = w.shape[0]
     wf = w.reshape(cout, -1)
+    chunks = _row_chunks(cout, wf.shape[1])
     sin = tin[0].scale
     if n.name in g.fixed_weight_scales:
         sw = np.asarray(g.fixed_weight_scales[n.name], dtype=np.float64).reshape(-1)
         if sw.shape != (cout,) or not (np.isfinite(sw) & (sw > 0)).all():
             raise ValueError(f"fixed weight scales must be {cout} positive finite values")
         dead = np.zeros(cout, dtype=bool)
-    else:
-        amax = np.abs(wf).max(axis=1)
+    else:  # |w| and max are exact in w's own float type, and so is the conversion to float64
+        amax = np.concatenate([np.abs(wf[a:b]).max(axis=1) for a, b in chunks]).astype(np.float64)
         sw = amax / 127.0
         # Dead channel: an all-zero filter, or one so small that s_in * s_w / s_out < 2**-32, which
         # QuantizeMultiplier turns into M = 0 (the channel would output z_out whatever its bias; its
@@ -250,11 +263,15 @@ def _weight_layer(g, n: FNode, act, tin, to) -> tuple[dict, dict]:
         # output is exactly the requantized bias round(b / s_in).
         dead = (amax == 0) | (sin * sw / to.scale < DEAD_MULTIPLIER)
         sw = np.where(dead, 1.0, sw)
-    ws = wf / sw[:, None]
-    ws[dead] = 0.0
-    wq = _rounded(ws, lambda i: f"channel {i[0]}: weight {wf[i]:.6g} / s_w {sw[i[0]]:.6g}")
-    wq = np.clip(wq, -127, 127).astype(np.int8).reshape(w.shape)
-    del ws
+    wq = np.empty(wf.shape, np.int8)
+    for a, b in chunks:  # elementwise per channel: the same values as the whole matrix at once
+        ws = wf[a:b].astype(np.float64) / sw[a:b, None]
+        ws[dead[a:b]] = 0.0
+        q = _rounded(ws, lambda i, a=a: f"channel {i[0] + a}: weight {float(wf[(i[0] + a,) + i[1:]]):.6g} / "
+                                        f"s_w {sw[i[0] + a]:.6g}")
+        wq[a:b] = np.clip(q, -127, 127)
+        del ws, q
+    wq = wq.reshape(w.shape)
     b = n.params.get("bias")
     b = np.zeros(cout) if b is None else np.asarray(b, dtype=np.float64)
     bq = _rounded(b / (sin * sw), lambda i: f"channel {i[0]}: bias {b[i]:.6g} / (s_in * s_w = {sin * sw[i[0]]:.6g})")

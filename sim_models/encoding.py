@@ -11,6 +11,7 @@ stores (n, p), with p = max(w, 0), n = max(-w, 0).
 from __future__ import annotations
 
 import enum
+import functools
 
 import numpy as np
 
@@ -35,14 +36,36 @@ def _slices(codes: np.ndarray, cell_bits: int, slices: int) -> np.ndarray:
     return ((codes[..., None] >> shifts) & ((1 << cell_bits) - 1)).astype(np.uint8)
 
 
+@functools.cache
+def _slice_table(cell_bits: int) -> np.ndarray:
+    """(256, S) levels of every 8-bit code: row u is ``_slices(u)``."""
+    t = _slices(np.arange(256, dtype=np.int64), cell_bits, 8 // cell_bits)
+    t.flags.writeable = False
+    return t
+
+
 def encode(w: np.ndarray, family: str, flags: np.ndarray, cell_bits: int) -> np.ndarray:
     """int8 weights (K, N) and per-column flags (N,) -> cell levels (K, N * cols_per_weight).
 
     ``flags[j]`` selects the alternative encoding of the family for weight column j
     (OFFSET_INV, resp. SIGNMAG_SWAP).
     """
-    w = np.asarray(w, dtype=np.int64)
+    w = np.asarray(w)
     flags = np.asarray(flags, dtype=bool)
+    if w.dtype == np.int8 and w.ndim == 2 and cell_bits in (1, 2, 4, 8):
+        # Table lookup of the same codes: u = w + 128 = w ^ 0x80 as uint8, 127 - w = 255 - u = ~u.
+        table = _slice_table(cell_bits)
+        k, n = w.shape
+        if family == "offset":
+            codes = w.view(np.uint8) ^ np.where(flags, np.uint8(0x7F), np.uint8(0x80))[None, :]
+            return np.take(table, codes, axis=0).reshape(k, n * table.shape[1])  # = table[codes], faster
+        w16 = w.astype(np.int16)
+        p, q = np.maximum(w16, 0), np.maximum(-w16, 0)
+        first = np.where(flags[None, :], q, p)
+        second = np.where(flags[None, :], p, q)
+        lv = np.concatenate([np.take(table, first, axis=0), np.take(table, second, axis=0)], axis=2)
+        return lv.reshape(k, n * 2 * table.shape[1])
+    w = np.asarray(w, dtype=np.int64)
     slices = 8 // cell_bits
     k, n = w.shape
     if family == "offset":

@@ -131,11 +131,15 @@ def _count_words(words: np.ndarray, valid: np.ndarray) -> int:
     """Σ over rows of the word changes along each row, skipping invalid entries (first valid counts 1)."""
     if words.size == 0:
         return 0
-    idx = np.where(valid, np.arange(words.shape[1])[None, :], -1)
-    prev_idx = np.maximum.accumulate(idx, axis=1)
-    prev_idx = np.concatenate([np.full((words.shape[0], 1), -1), prev_idx[:, :-1]], axis=1)
-    prev_word = np.where(prev_idx >= 0, np.take_along_axis(words, np.maximum(prev_idx, 0), axis=1), -1)
-    return int((valid & (words != prev_word)).sum())
+    # The valid entries in row-major order: each counts when it starts a row or its word differs from the
+    # previous valid entry's (the previous one of the same row). Words of valid entries are >= 0.
+    if valid.all():
+        return words.shape[0] + int(np.count_nonzero(words[:, 1:] != words[:, :-1]))
+    rows = np.nonzero(valid)[0]
+    w = words[valid]
+    if w.size == 0:
+        return 0
+    return 1 + int(np.count_nonzero((w[1:] != w[:-1]) | (rows[1:] != rows[:-1])))
 
 
 def compute_traffic(prog: Program, trace: Trace, cfg: Config, ins: Compute) -> tuple[int, int, int]:
@@ -212,12 +216,15 @@ def _row_addresses(ly, lt, g: int, r: int, cfg: Config, in_shape, P: int):
     c = gr * cin_g + kk // (kh * kw)
     i = (kk // kw) % kh
     j = kk % kw
-    p = np.arange(P)
-    oh, ow = p // out_w, p % out_w
+    # Position p = (oh, ow) = divmod(p, out_w): the row part (oh) and the column part (ow) of every address
+    # and validity term are computed once per output row / column and combined by broadcasting.
+    oh = np.arange(-(-P // out_w))
+    ow = np.arange(out_w)
     ih = oh[:, None] * sh - pt + i[None, :] * dh
     iw = ow[:, None] * sw - pl + j[None, :] * dw
-    valid = (ih >= 0) & (ih < H) & (iw >= 0) & (iw < Wd)
-    rel = c[None, :] * (H * Wd) + ih * Wd + iw
+    n = len(rows)
+    valid = (((ih >= 0) & (ih < H))[:, None, :] & ((iw >= 0) & (iw < Wd))[None, :, :]).reshape(-1, n)[:P]
+    rel = ((c[None, :] * (H * Wd) + ih * Wd)[:, None, :] + iw[None, :, :]).reshape(-1, n)[:P]
     return rel, valid
 
 

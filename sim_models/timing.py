@@ -173,7 +173,8 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             tw = write_tile(old, new, ins.mode, tb)
             if faults is not None:
                 tw = faults.write(tw, x, old, new, ins.mode, tb)
-            b_fin = b_start + tw.cycles
+            w_cycles = tw.cycles
+            b_fin = b_start + w_cycles
             if faults is not None:
                 b_fin = faults.finish(len(w_times), tw, b_fin, x)
             d_free[d] = b_fin
@@ -189,7 +190,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
             energy_read += tw.read_energy_pj(tb)
             if lower_bound:
                 energy_lb += _least_energy(ins, old, tb, cfg)
-            wear[x, : t.rows, :c] += tw.programmed.astype(np.uint32)
+            wear[x, : t.rows, :c] += tw.programmed  # bool -> uint32 in place: the same counts, no temporary
             levels[x, : t.rows, :c] = new
             changed += tw.cells_changed
             cnt["rows_written"] += tw.rows_written
@@ -205,7 +206,7 @@ def run(prog: Program, trace: Trace, cfg: Config, initial: np.ndarray | None = N
                 faults.settle(levels, cnt, x, t, tw)
             lt_e.wstart = b_start if lt_e.wstart is None else min(lt_e.wstart, b_start)
             lt_e.wend = b_fin - 1 if lt_e.wend is None else max(lt_e.wend, b_fin - 1)
-            lt_e.write_cycles += tw.cycles
+            lt_e.write_cycles += w_cycles
             lt_e.write_energy_pj += e_w
             w_times.append((a_start, a_fin, b_start, b_fin))
             last_finish = max(last_finish, b_fin)
@@ -341,6 +342,22 @@ def _least_energy(ins: Write, old: np.ndarray, tb: WriteTables, cfg: Config) -> 
              for new in write_targets(ins, cfg.cell_bits)]
     reads = t.rows * old.shape[1] * tb.e_cell_read if ins.mode == 1 else 0.0
     return float(np.minimum(*costs).sum() + reads)
+
+
+def least_write_energy(prog: Program, cfg: Config, initial: np.ndarray | None = None) -> float:
+    """``run(prog, trace, cfg, initial, lower_bound=True).write_energy_lb_pj`` without the rest of the run
+    (no faults): the WRITEs in program order over the contents they find, each at its least-energy encodings."""
+    tb = WriteTables.of(cfg)
+    levels = np.zeros((cfg.n_xbars, cfg.xbar_rows, cfg.xbar_cols), np.uint8) if initial is None else initial.copy()
+    energy_lb = 0.0
+    for ins in prog.writes:
+        t, x = ins.tile, ins.xbar
+        new = write_levels(ins, cfg.cell_bits, cfg.slices)
+        c = new.shape[1]
+        old = levels[x, : t.rows, :c]
+        energy_lb += _least_energy(ins, old, tb, cfg)
+        levels[x, : t.rows, :c] = new
+    return energy_lb
 
 
 def _active_bank_cycles(init, events, cycles: int) -> int:

@@ -9,6 +9,7 @@ retries, give-up); :class:`FaultRun` holds the hooks through which ``sim_models.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -61,6 +62,48 @@ class WriteTables:
                            cfg.cycles(cfg.t_write_setup_ns), step, t_rst, cfg.e_reset_pj, cfg.e_cell_read_pj,
                            de.ravel().astype(np.float32), blind_e.ravel().astype(np.float32))
 
+    # Derived lookups of :func:`write_tile` (same values, faster gathers), computed once per table.
+    @functools.cached_property
+    def diff_cycles_small(self) -> np.ndarray:
+        """``diff_cycles`` in the narrowest unsigned dtype that holds it (int64 if any is negative)."""
+        dc = self.diff_cycles
+        if dc.size and dc.min() >= 0:
+            for dt in (np.uint8, np.uint16, np.uint32):
+                if dc.max() <= np.iinfo(dt).max:
+                    return dc.astype(dt)
+        return dc
+
+    @functools.cached_property
+    def diff_energy_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``diff_energy`` (float64, float32) of two adjacent cells at once: entry v of the uint16 view of two
+        uint8 indices (i0, i1) holds (table[i0], table[i1]) as one complex value (halves the gathers)."""
+        byte_pairs = np.arange(1 << 16, dtype=np.uint16).view(np.uint8).reshape(-1, 2)  # memory order
+        out = []
+        for t, c in ((self.diff_energy, np.complex128), (self.diff_energy32, np.complex64)):
+            pad = np.zeros(256, t.dtype)
+            pad[: t.size] = t
+            out.append(np.ascontiguousarray(pad[byte_pairs]).view(c).reshape(-1))
+        return out[0], out[1]
+
+    @functools.cached_property
+    def diff_cycles_pairs(self) -> np.ndarray | None:
+        """max(diff_cycles[i0], diff_cycles[i1]) at entry v of the uint16 view of two uint8 indices (i0, i1)
+        (None when ``diff_cycles_small`` is int64)."""
+        dc = self.diff_cycles_small
+        if dc.dtype == np.int64:
+            return None
+        byte_pairs = np.arange(1 << 16, dtype=np.uint16).view(np.uint8).reshape(-1, 2)
+        pad = np.zeros(256, dc.dtype)
+        pad[: dc.size] = dc
+        return pad[byte_pairs].max(axis=1)
+
+    @functools.cached_property
+    def changed_costs_cycles(self) -> bool:
+        """Every off-diagonal (changed) cell of a differential write takes > 0 cycles, so a row has a
+        changed cell exactly when its slowest cell takes > 0 cycles."""
+        off = ~np.eye(self.L, dtype=bool).ravel()
+        return bool((self.diff_cycles[off] > 0).all())
+
 
 @dataclass
 class TileWrite:
@@ -103,14 +146,19 @@ def write_tile(old: np.ndarray, new: np.ndarray, mode: int, tb: WriteTables) -> 
     if mode == 1:
         idx = old * np.uint8(L) + new  # uint8: L*L <= 256
         changed = old != new
-        any_changed = changed.any(axis=1)
-        slowest = tb.diff_cycles[idx].max(axis=1, initial=0)  # the diagonal costs 0
+        pairs = tb.diff_cycles_pairs
+        if pairs is not None and idx.dtype == np.uint8 and c % 2 == 0 and idx.flags.c_contiguous:
+            per_cell = np.take(pairs, idx.view(np.uint16))  # the slower of each two adjacent cells
+        else:
+            per_cell = np.take(tb.diff_cycles_small, idx)
+        slowest = per_cell.max(axis=1, initial=0).astype(np.int64)  # the diagonal costs 0
+        any_changed = slowest > 0 if tb.changed_costs_cycles else changed.any(axis=1)
         row_cycles = tb.t_rd + np.where(any_changed, tb.t_set + slowest, 0)
         hist = np.bincount(idx.ravel(), minlength=L * L)
         hist[:: L + 1] = 0  # unchanged cells are not programmed
-        nw = int(any_changed.sum())
+        nw = int(np.count_nonzero(any_changed))
         return TileWrite(row_cycles, hist, nw, rows - nw, 0, rows, rows * c, changed)
-    p0 = tb.pulses[new]  # row 0 of the tables: programming up from level 0
+    p0 = np.take(tb.pulses, new)  # row 0 of the tables: programming up from level 0
     row_cycles = tb.t_set + tb.t_rst + p0.max(axis=1, initial=0) * tb.t_step
     hist = np.bincount(new.ravel(), minlength=L * L)
     hist[0] = 0
@@ -122,10 +170,15 @@ def column_costs(old: np.ndarray, new: np.ndarray, mode: int, tb: WriteTables, e
     The blind write's per-cell reset is included; the read-before-write (the same for every encoding)
     is not. ``old`` may carry leading axes (candidate crossbars); ``exact=False`` uses float32 tables."""
     if mode == 1:
-        table = tb.diff_energy if exact else tb.diff_energy32
-        return table[old * np.uint8(tb.L) + new].sum(axis=-2)
+        idx = old * np.uint8(tb.L) + new
+        if idx.dtype == np.uint8 and idx.shape[-1] % 2 == 0 and idx.flags.c_contiguous:  # table[idx], 2 cells a gather
+            pairs = tb.diff_energy_pairs[0 if exact else 1]
+            vals = np.take(pairs, idx.view(np.uint16)).view(np.float64 if exact else np.float32)
+        else:
+            vals = np.take(tb.diff_energy if exact else tb.diff_energy32, idx)  # np.take: table[idx], faster
+        return vals.sum(axis=-2)
     table = tb.energy[: tb.L] + tb.e_reset if exact else tb.blind_energy32[: tb.L]
-    return np.broadcast_to(table[new], old.shape).sum(axis=-2)
+    return np.broadcast_to(np.take(table, new), old.shape).sum(axis=-2)
 
 
 # ----------------------------------------------------------------------------------------------------
