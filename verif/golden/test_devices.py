@@ -1,6 +1,7 @@
 """Write-model device presets (aras/devices.py, docs/devices.md): the default is today's cell exactly, every
 constant carries its source, the presets load by flag and as TOML bases, and ``pulses_per_level`` (program-and-
-verify iterations per level step) moves the golden model's and the RTL's write timing and energy alike."""
+verify iterations per level step) moves the golden model's write timing and energy (the RTL write engine with it:
+verif/hw/test_write_engine.py::test_worked_example_8_3)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from aras.config import Config, from_dict, load, preset
 from aras.devices import DEVICES, device, with_device
 from aras.errors import ArasError
-from aras.tiling import Tile
 from sim_models.write_engine import WriteTables, write_tile
 
 
@@ -143,31 +143,3 @@ def test_pulses_per_level_in_the_golden_write_model_by_hand():
     tb, d, b = _row(preset("tiny").replace(pulses_per_level=3))
     assert (d.cycles, b.cycles) == (8, 20)
     assert d.energy_pj(tb) == pytest.approx(7.6) and b.energy_pj(tb) == pytest.approx(31.2)
-
-
-def test_pulses_per_level_in_the_rtl_write_engine():
-    """The RTL write engine (hw/write_engine.py, Amaranth simulator) with 3 pulses per level step: the §8.3 row
-    differential (8 cycles) then blind (20 cycles), equal to the golden model cycle by cycle and in every counter."""
-    from verif.hw.test_write_engine import Harness, Job, check_counters, check_jobs, drive, prepare
-
-    cfg = preset("tiny").replace(pulses_per_level=3)
-    init = np.zeros((4, 16, 16), np.uint8)
-    init[2, 0, :8] = [0, 1, 2, 3, 3, 0, 1, 2]
-    h = Harness(cfg, init)
-    tb = WriteTables.of(cfg)
-    t = Tile(0, 0, 0, 0, 1, 2, 1, 1, 2)
-    jobs = [Job(2, t, "offset", 1, np.zeros(2, bool), np.array([[-88, 87]])),
-            Job(2, t, "offset", 0, np.zeros(2, bool), np.array([[-88, 87]]), gap=3)]
-    prepare(cfg, jobs)
-    assert list(jobs[0].new[0]) == [0, 2, 2, 0, 3, 1, 1, 3]
-
-    async def bench(ctx):
-        model = init.copy()
-        await drive(ctx, h, jobs, model, tb)
-        check_jobs(jobs, exact_timing=True)
-        check_counters(ctx, h.eng, jobs, cfg.levels)
-        assert (jobs[0].start, jobs[0].done_at) == (0, 7)  # 8 cycles (4 with one pulse per step)
-        assert jobs[1].done_at - jobs[1].start + 1 == 20  # blind: 20 cycles (8 with one pulse per step)
-        assert np.array_equal(h.peek(ctx), model)
-
-    h.run(bench)
