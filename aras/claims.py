@@ -406,6 +406,12 @@ def write_report(data: dict, out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------- figure
+def _run_failed(p: dict) -> bool:
+    """A point whose run crashed, as opposed to one the model refused (a one-line ArasError such as a batch whose
+    activations cannot be allocated in the Gbuffer banks): that one is "not valid" like the pre-checked ones."""
+    return any(d.get("error", "").startswith("failed:") for d in p.get("designs", {}).values())
+
+
 def axis_scale(values: list) -> str:
     """``log`` (all numbers > 0 spanning more than :data:`LOG_SPAN`), ``linear`` (numbers) or ``category``."""
     nums = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
@@ -570,7 +576,7 @@ def claims_figure(data: dict, path: Path) -> None:
                                 fontweight="bold" if hit else "normal", color="white" if dark else "black",
                                 zorder=6)
                     else:
-                        ax.text(cx, cy, "not valid" if "designs" not in p else "failed", ha="center",
+                        ax.text(cx, cy, "failed" if _run_failed(p) else "not valid", ha="center",
                                 va="center", fontsize=7, color="#444444", zorder=6)
             s = data["summary"][n][cl.key]
             ref = DESIGN_LABEL[cl.reference]

@@ -206,3 +206,11 @@ def test_two_networks_a_boolean_axis_and_a_single_value(tmp_path):
 def _png_size(path: Path) -> tuple[int, int]:
     b = path.read_bytes()
     return int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
+
+
+def test_refused_runs_are_not_valid_crashed_runs_failed():
+    from aras.claims import _run_failed
+
+    refused = {"designs": {"aras": {"error": "config 'paper': Gbuffer too small at layer 'maxpool'"}, "tpu": {}}}
+    crashed = {"designs": {"aras": {"error": "failed: ZeroDivisionError: division by zero"}}}
+    assert not _run_failed(refused) and _run_failed(crashed) and not _run_failed({"error": "does not fit"})
